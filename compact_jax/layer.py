@@ -1,0 +1,82 @@
+"""The forward pass shared by every Linen and NNX module.
+
+Modules only own parameters; this function turns (method, params, spec,
+input) into the layer output, so Linen and NNX give identical numbers by
+construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from compact_jax import arith
+from compact_jax.conv import check_conv_input, conv
+from compact_jax.protocol import ConvSpec
+
+__all__ = ["layer_apply", "canonical_kernel_size"]
+
+
+def canonical_kernel_size(kernel_size: Any, *, where: str) -> tuple[int, ...]:
+    """``flax.linen.Conv`` accepts an int for a 1-D kernel; so do we."""
+    if isinstance(kernel_size, int) and not isinstance(kernel_size, bool):
+        return (kernel_size,)
+    if not isinstance(kernel_size, Sequence) or isinstance(kernel_size, str):
+        raise TypeError(f"{where}: kernel_size must be an int or a sequence of ints, got {kernel_size!r}")
+    return tuple(kernel_size)
+
+
+def layer_apply(
+    method: ModuleType,
+    params: dict,
+    x: jax.Array,
+    spec: ConvSpec,
+    *,
+    bias: jax.Array | None = None,
+    strides: int | Sequence[int] | None = 1,
+    padding: arith.PaddingLike = "SAME",
+    input_dilation: int | Sequence[int] | None = 1,
+    kernel_dilation: int | Sequence[int] | None = 1,
+    precision: Any = None,
+    dtype: Any = None,
+    where: str = "layer",
+) -> jax.Array:
+    """Applies a compact layer: the method's direct path if it has one, else
+    ``conv(x, build_kernel(params, spec))``; then the bias.
+
+    Args:
+      method: a method module (see :mod:`compact_jax.protocol`).
+      params: the method's compact parameters.
+      x: ``(*batch, *spatial, spec.in_features)``.
+      spec: the method's spec.
+      bias: optional ``(spec.features,)``.
+      strides, padding, input_dilation, kernel_dilation, precision: as in
+        :func:`compact_jax.conv.conv`; ``None`` means 1.
+      dtype: computation dtype; default promotes input and parameters.
+      where: layer name for error messages.
+    """
+    check_conv_input(x, num_spatial=spec.num_spatial, in_features=spec.in_features, where=where)
+    if dtype is None:
+        dtype = jnp.result_type(x, *jax.tree_util.tree_leaves(params))
+    x = jnp.asarray(x, dtype)
+    params = jax.tree_util.tree_map(lambda p: jnp.asarray(p, dtype), params)
+    conv_kwargs = dict(
+        strides=1 if strides is None else strides,
+        padding=padding,
+        input_dilation=1 if input_dilation is None else input_dilation,
+        kernel_dilation=1 if kernel_dilation is None else kernel_dilation,
+        feature_group_count=spec.feature_group_count,
+        precision=precision,
+    )
+    direct = getattr(method, "apply", None)
+    if direct is not None:
+        y = direct(params, x, spec, **conv_kwargs)
+    else:
+        y = conv(x, method.build_kernel(params, spec, precision=precision), **conv_kwargs)
+    if bias is not None:
+        y = y + jnp.asarray(bias, y.dtype)
+    return y

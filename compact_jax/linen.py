@@ -1,0 +1,124 @@
+"""Linen modules: drop-in replacements for ``flax.linen.Conv``.
+
+Every module takes ``flax.linen.Conv``'s fields (``features, kernel_size,
+strides, padding, input_dilation, kernel_dilation, feature_group_count,
+use_bias, dtype, param_dtype, precision, bias_init``) plus its method's own,
+keyword-only. A model written as ``conv: ModuleDef = nn.Conv`` therefore takes
+``functools.partial(FilterMapConv, grid=(4, 4, 4))`` unchanged.
+
+Modules only hold parameters; the arithmetic is the method's pure functions,
+applied through :func:`compact_jax.layer.layer_apply`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from compact_jax import dense
+from compact_jax.arith import PaddingLike
+from compact_jax.layer import canonical_kernel_size, layer_apply
+from compact_jax.protocol import ConvSpec
+
+__all__ = ["CompactConv", "DenseConv"]
+
+
+class CompactConv(nn.Module):
+    """Base class of the compact convolutions (not used directly).
+
+    Subclasses set the class attribute ``method`` (a method module), declare
+    their own fields and implement :meth:`spec`. They may override
+    :meth:`compact_params` to create parameters differently (for example, to
+    take a basis from a shared module).
+    """
+
+    features: int
+    kernel_size: int | Sequence[int]
+    strides: None | int | Sequence[int] = 1
+    padding: PaddingLike = "SAME"
+    input_dilation: None | int | Sequence[int] = 1
+    kernel_dilation: None | int | Sequence[int] = 1
+    feature_group_count: int = 1
+    use_bias: bool = True
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
+    precision: Any = None
+    bias_init: Any = nn.initializers.zeros_init()
+
+    method = None  # type: ModuleType | None
+
+    def spec(self, in_features: int) -> ConvSpec:
+        """The method's spec for this layer given the input channel count."""
+        raise NotImplementedError
+
+    def conv_shape(self, in_features: int) -> dict:
+        """The :class:`ConvSpec` fields shared by every method's spec."""
+        return dict(
+            features=self.features,
+            in_features=in_features,
+            kernel_size=canonical_kernel_size(self.kernel_size, where=self._where()),
+            feature_group_count=self.feature_group_count,
+        )
+
+    def compact_params(self, spec: ConvSpec) -> dict:
+        """Declares one Linen param per leaf of ``method.init``."""
+        shapes = _init_shapes(self.method, spec, self.param_dtype)
+        return {
+            name: self.param(name, _leaf_init(self.method, spec, self.param_dtype, name))
+            for name in shapes
+        }
+
+    def _where(self) -> str:
+        return f"{type(self).__name__}({self.name or ''})"
+
+    @nn.compact
+    def __call__(self, inputs: Any) -> Any:
+        """``(*batch, *spatial, C_in) -> (*batch, *spatial_out, features)``."""
+        if not hasattr(inputs, "shape") or not inputs.shape:
+            raise TypeError(f"{self._where()}: input must be an array with a channel axis, got {inputs!r}")
+        spec = self.spec(int(inputs.shape[-1]))
+        params = self.compact_params(spec)
+        bias = (
+            self.param("bias", self.bias_init, (self.features,), self.param_dtype)
+            if self.use_bias
+            else None
+        )
+        return layer_apply(
+            self.method,
+            params,
+            inputs,
+            spec,
+            bias=bias,
+            strides=self.strides,
+            padding=self.padding,
+            input_dilation=self.input_dilation,
+            kernel_dilation=self.kernel_dilation,
+            precision=self.precision,
+            dtype=self.dtype,
+            where=self._where(),
+        )
+
+
+def _init_shapes(method: ModuleType, spec: ConvSpec, dtype: Any) -> dict:
+    return jax.eval_shape(lambda k: method.init(k, spec, dtype=dtype), jax.random.key(0))
+
+
+def _leaf_init(method: ModuleType, spec: ConvSpec, dtype: Any, name: str):
+    def init(key):
+        return method.init(key, spec, dtype=dtype)[name]
+
+    return init
+
+
+class DenseConv(CompactConv):
+    """An ordinary convolution written against the method protocol."""
+
+    method = dense
+
+    def spec(self, in_features: int) -> dense.DenseSpec:
+        return dense.DenseSpec(**self.conv_shape(in_features))

@@ -1,0 +1,135 @@
+"""NNX twins of :mod:`compact_jax.linen`, with ``flax.nnx.Conv``'s signature.
+
+``DenseConv(in_features, out_features, kernel_size, strides=1, *, padding=...,
+rngs=...)`` plus each method's own keyword-only fields. Parameter names equal
+the Linen module's, so copying a Linen ``params`` dict into an NNX module (see
+:func:`load_linen_params`) gives identical outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+import jax.numpy as jnp
+from flax import nnx
+
+from compact_jax import dense
+from compact_jax.arith import PaddingLike
+from compact_jax.layer import canonical_kernel_size, layer_apply
+from compact_jax.protocol import ConvSpec
+
+__all__ = ["CompactConv", "DenseConv", "load_linen_params"]
+
+
+class CompactConv(nnx.Module):
+    """Base class of the NNX compact convolutions (not used directly).
+
+    Subclasses set ``method``, build their spec from the shared conv shape plus
+    their own fields and call ``super().__init__(..., spec=spec)``. They may
+    override :meth:`create_params` (e.g. to reference a shared basis).
+    """
+
+    method: ModuleType | None = None
+
+    def __init__(
+        self,
+        *,
+        spec: ConvSpec,
+        strides: None | int | Sequence[int] = 1,
+        padding: PaddingLike = "SAME",
+        input_dilation: None | int | Sequence[int] = 1,
+        kernel_dilation: None | int | Sequence[int] = 1,
+        use_bias: bool = True,
+        dtype: Any = None,
+        param_dtype: Any = jnp.float32,
+        precision: Any = None,
+        bias_init: Any = nnx.initializers.zeros_init(),
+        rngs: nnx.Rngs,
+    ):
+        self.spec = spec
+        self.strides = strides
+        self.padding = padding
+        self.input_dilation = input_dilation
+        self.kernel_dilation = kernel_dilation
+        self.dtype = dtype
+        self.precision = precision
+        self.param_names = tuple(self.create_params(spec, param_dtype=param_dtype, rngs=rngs))
+        self.bias = (
+            nnx.Param(bias_init(rngs.params(), (spec.features,), param_dtype)) if use_bias else None
+        )
+
+    @staticmethod
+    def conv_shape(in_features, out_features, kernel_size, feature_group_count) -> dict:
+        return dict(
+            features=out_features,
+            in_features=in_features,
+            kernel_size=canonical_kernel_size(kernel_size, where="nnx conv"),
+            feature_group_count=feature_group_count,
+        )
+
+    def create_params(self, spec: ConvSpec, *, param_dtype: Any, rngs: nnx.Rngs) -> list[str]:
+        """Creates one ``nnx.Param`` attribute per leaf of ``method.init``."""
+        values = self.method.init(rngs.params(), spec, dtype=param_dtype)
+        for name, value in values.items():
+            setattr(self, name, nnx.Param(value))
+        return list(values)
+
+    def compact_params(self) -> dict:
+        return {name: getattr(self, name)[...] for name in self.param_names}
+
+    def __call__(self, inputs: Any) -> Any:
+        return layer_apply(
+            self.method,
+            self.compact_params(),
+            inputs,
+            self.spec,
+            bias=None if self.bias is None else self.bias[...],
+            strides=self.strides,
+            padding=self.padding,
+            input_dilation=self.input_dilation,
+            kernel_dilation=self.kernel_dilation,
+            precision=self.precision,
+            dtype=self.dtype,
+            where=type(self).__name__,
+        )
+
+
+class DenseConv(CompactConv):
+    """An ordinary convolution written against the method protocol."""
+
+    method = dense
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        kernel_size: int | Sequence[int],
+        strides: None | int | Sequence[int] = 1,
+        *,
+        feature_group_count: int = 1,
+        rngs: nnx.Rngs,
+        **conv_kwargs: Any,
+    ):
+        spec = dense.DenseSpec(
+            **self.conv_shape(in_features, out_features, kernel_size, feature_group_count)
+        )
+        super().__init__(spec=spec, strides=strides, rngs=rngs, **conv_kwargs)
+
+
+def load_linen_params(module: CompactConv, params: dict) -> None:
+    """Copies a Linen module's ``params`` collection into an NNX twin in place."""
+    for name, value in params.items():
+        variable = getattr(module, name, None)
+        if not isinstance(variable, nnx.Variable):
+            raise ValueError(
+                f"load_linen_params: {type(module).__name__} has no parameter {name!r}; "
+                f"it has {list(module.param_names) + (['bias'] if module.bias is not None else [])}"
+            )
+        if tuple(variable[...].shape) != tuple(value.shape):
+            raise ValueError(
+                f"load_linen_params: parameter {name!r} has shape {tuple(variable[...].shape)}, "
+                f"got {tuple(value.shape)}"
+            )
+        variable[...] = value
