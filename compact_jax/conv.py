@@ -21,7 +21,7 @@ from jax import lax
 from compact_jax import arith
 from compact_jax._validate import check_int_tuple, check_positive_int
 
-__all__ = ["conv", "check_conv_input"]
+__all__ = ["conv", "check_conv_input", "add_channel_bias"]
 
 _LAYOUTS = {
     1: ("NWC", "WIO", "NWC"),
@@ -50,6 +50,11 @@ def check_conv_input(x: Any, *, num_spatial: int, in_features: int, where: str =
         )
     if any(d == 0 for d in shape[-num_spatial - 1 : -1]):
         raise ValueError(f"{where}: input has an empty spatial dimension: shape {tuple(shape)}")
+
+
+def add_channel_bias(y: jax.Array, bias: jax.Array) -> jax.Array:
+    """``y + bias`` over the last axis, with explicit (not implicit-rank) broadcasting."""
+    return y + jnp.asarray(bias, y.dtype).reshape((1,) * (y.ndim - 1) + (-1,))
 
 
 def conv(
@@ -145,5 +150,5 @@ def conv(
         preferred_element_type=preferred_element_type,
     )
     if bias is not None:
-        y = y + jnp.asarray(bias, y.dtype)
+        y = add_channel_bias(y, bias)
     return y.reshape(batch_shape + y.shape[1:])

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from compact_jax import arith
-from compact_jax.conv import check_conv_input, conv
+from compact_jax.conv import add_channel_bias, check_conv_input, conv
 from compact_jax.protocol import ConvSpec
 
 __all__ = ["layer_apply", "canonical_kernel_size"]
@@ -78,5 +78,5 @@ def layer_apply(
     else:
         y = conv(x, method.build_kernel(params, spec, precision=precision), **conv_kwargs)
     if bias is not None:
-        y = y + jnp.asarray(bias, y.dtype)
+        y = add_channel_bias(y, bias)
     return y
