@@ -1,0 +1,21 @@
+"""Errors the command line reports as one line, without a traceback."""
+
+from __future__ import annotations
+
+__all__ = ["UserError", "DatasetNotPreparedError", "NonFiniteLossError"]
+
+
+class UserError(ValueError):
+    """A mistake in the command line, the config or the data setup.
+
+    The message is one line that says what was wrong and how to fix it
+    (valid names, close matches, a preparation command).
+    """
+
+
+class DatasetNotPreparedError(UserError):
+    """A tensorflow-datasets dataset is not prepared (as array_record) in ``data_dir``."""
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN / infinite loss or parameters; names the step and the last good checkpoint."""
