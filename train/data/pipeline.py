@@ -1,0 +1,99 @@
+"""grain input pipelines: seeded shuffling, augmentation, batching, per-process sharding.
+
+The training iterator is a grain ``DatasetIterator``: its ``get_state()`` /
+``set_state()`` record how many batches were consumed, and
+:mod:`train.checkpoint` saves that state with the model so a resumed run sees
+exactly the batches an uninterrupted run would have seen.
+
+Each process reads its own shard ``source[process_index::process_count]``
+and yields ``global_batch_size // process_count`` examples per step; the
+trainer assembles the global batch with
+``jax.make_array_from_process_local_data``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import grain
+import jax
+import numpy as np
+
+from compact_jax._validate import check_int, check_positive_int
+from train.data.sources import Dataset
+from train.errors import UserError
+
+__all__ = ["train_iterator", "eval_batches", "per_process_batch_size"]
+
+
+def per_process_batch_size(global_batch_size: int) -> int:
+    """``global_batch_size / process_count``; raises unless it divides evenly."""
+    check_positive_int("batch_size", global_batch_size)
+    count = jax.process_count()
+    if global_batch_size % count:
+        raise UserError(f"batch_size {global_batch_size} is not divisible by the {count} processes")
+    return global_batch_size // count
+
+
+def _read_options(num_threads: int) -> grain.ReadOptions:
+    check_int("num_threads", num_threads, minimum=0)
+    return grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=max(2, 2 * num_threads))
+
+
+def train_iterator(
+    dataset: Dataset, *, global_batch_size: int, seed: int, num_threads: int = 0
+) -> grain.DatasetIterator:
+    """An endless, checkpointable iterator of training batches for this process.
+
+    Every epoch is shuffled differently (grain folds the epoch into the seed);
+    augmentation draws from a generator seeded by ``seed`` and the example's
+    position in the stream.
+
+    Args:
+      dataset: the dataset; ``dataset.train_map`` is applied per example.
+      global_batch_size: examples per step over all processes.
+      seed: shuffle and augmentation seed.
+      num_threads: grain reader threads (0: read in the main thread, best for
+        in-memory arrays).
+
+    Returns:
+      Iterator of dicts of ``(B_local, ...)`` NumPy arrays.
+    """
+    local = per_process_batch_size(global_batch_size)
+    ds = grain.MapDataset.source(dataset.train)[jax.process_index() :: jax.process_count()]
+    if len(ds) < local:
+        raise UserError(f"dataset {dataset.name!r} has {len(ds)} training examples per process, fewer than one batch ({local})")
+    ds = ds.seed(seed).shuffle().repeat()
+    if dataset.train_map is not None:
+        ds = ds.random_map(dataset.train_map)
+    ds = ds.batch(local, drop_remainder=True)
+    return iter(ds.to_iter_dataset(_read_options(num_threads)))
+
+
+def eval_batches(dataset: Dataset, *, global_batch_size: int, num_threads: int = 0) -> Iterator[dict]:
+    """Every held-out example once, in order, in fixed-size batches with a ``weights`` mask.
+
+    All processes yield the same number of batches (collectives stay in step);
+    padding examples are zeros with weight 0.
+
+    Yields:
+      Dicts of ``(B_local, ...)`` arrays plus ``"weights"`` ``(B_local,)`` float32.
+    """
+    local = per_process_batch_size(global_batch_size)
+    count = jax.process_count()
+    ds = grain.MapDataset.source(dataset.test)[jax.process_index() :: count]
+    if dataset.eval_map is not None:
+        ds = ds.map(dataset.eval_map)
+    num_batches = math.ceil(math.ceil(len(dataset.test) / count) / local)
+    batches = iter(ds.batch(local, drop_remainder=False).to_iter_dataset(_read_options(num_threads)))
+    template = None
+    for _ in range(num_batches):
+        batch = next(batches, None)
+        if batch is None:  # this process ran out before the others
+            batch = {k: v[:0] for k, v in template.items()}
+        template = batch
+        size = len(batch["inputs"])
+        padded = {k: np.concatenate([v, np.zeros((local - size, *v.shape[1:]), v.dtype)]) for k, v in batch.items()}
+        padded["weights"] = (np.arange(local) < size).astype(np.float32)
+        yield padded
