@@ -1,0 +1,127 @@
+"""Models from ``config.model``: a zoo network whose convolutions come from a ``conv`` factory.
+
+The dense and compact forms of one network differ only in the factory::
+
+    model:
+      name: resnet20                  # compact_jax.models.get_model name
+      kwargs: {stage_sizes: (1, 1, 1)}
+      conv:
+        method: filtermap             # key of CONV_METHODS
+        kwargs: {}                    # fields of the method's Linen module
+        dense_1x1: True               # 1x1 convs stay dense (the papers' rule)
+        dense_layers: ("stem_conv",)  # layer names kept dense
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import flax.linen as nn
+
+from train.errors import UserError
+
+__all__ = ["CONV_METHODS", "available_methods", "conv_factory", "build_model"]
+
+# Method name -> class name in compact_jax.linen (present once a method lands).
+CONV_METHODS = {
+    "dense": "DenseConv",
+    "filtermap": "FilterMapConv",
+    "basis": "BasisConv",
+    "cos": "CosConv",
+    "cheb": "ChebConv",
+    "fdc3d": "FrequencyConv3D",
+}
+
+
+def available_methods() -> tuple[str, ...]:
+    """Methods whose Linen module exists in this installation of ``compact_jax.linen``."""
+    from compact_jax import linen
+
+    return tuple(m for m, cls in CONV_METHODS.items() if hasattr(linen, cls))
+
+
+def _close(word: str, choices: Sequence[str]) -> str:
+    near = difflib.get_close_matches(word, list(choices), n=3)
+    return f"did you mean {' or '.join(map(repr, near))}? " if near else ""
+
+
+def conv_factory(
+    method: str, *, dense_1x1: bool = True, dense_layers: Sequence[str] = (), **kwargs: Any
+) -> Callable[..., nn.Module]:
+    """A ``flax.linen.Conv``-compatible factory building ``method``'s layers.
+
+    Args:
+      method: a key of :data:`CONV_METHODS`.
+      dense_1x1: build 1x1 (1x1x1) convolutions densely.
+      dense_layers: layer names (as given by the model) built densely.
+      **kwargs: fields of the method's module, e.g. ``grid=(4, 4, 4)``.
+
+    Returns:
+      ``factory(features, kernel_size, **conv_kwargs) -> nn.Module``.
+    """
+    from compact_jax import linen
+
+    if method not in CONV_METHODS:
+        raise UserError(f"unknown conv method {method!r}; {_close(method, list(CONV_METHODS))}valid: {', '.join(CONV_METHODS)}")
+    if method not in available_methods():
+        raise UserError(
+            f"conv method {method!r} is not available (compact_jax.linen has no {CONV_METHODS[method]}); "
+            f"available: {', '.join(available_methods())}"
+        )
+    compact = functools.partial(getattr(linen, CONV_METHODS[method]), **kwargs)
+    dense_layers = tuple(dense_layers)
+    if method == "dense" or (not dense_1x1 and not dense_layers):
+        return compact
+
+    def factory(features, kernel_size, **conv_kwargs):
+        name = conv_kwargs.get("name")
+        is_1x1 = all(k == 1 for k in tuple(kernel_size))
+        if (dense_1x1 and is_1x1) or name in dense_layers:
+            return linen.DenseConv(features, kernel_size, **conv_kwargs)
+        return compact(features, kernel_size, **conv_kwargs)
+
+    return factory
+
+
+def build_model(cfg, *, num_classes: int | None = None) -> nn.Module:
+    """The network ``cfg.name`` of ``compact_jax.models`` with ``cfg.conv``'s factory.
+
+    Args:
+      cfg: ``config.model`` (fields ``name``, ``kwargs``, ``conv``).
+      num_classes: set on models that have a ``num_classes`` field.
+
+    Raises:
+      UserError: unknown model, model field or conv method (one line).
+    """
+    from compact_jax import models
+
+    if cfg.name not in models.MODELS:
+        raise UserError(f"unknown model {cfg.name!r}; {_close(cfg.name, models.MODELS)}valid models: {', '.join(models.MODELS)}")
+    conv_cfg = dict(cfg.conv)
+    conv = conv_factory(conv_cfg.pop("method"), **conv_cfg.pop("kwargs", {}), **conv_cfg)
+    kwargs = dict(cfg.get("kwargs", {}))
+    try:
+        model = models.get_model(cfg.name, conv=conv, **kwargs)
+    except TypeError as error:
+        fields = [f for f in _fields(models, cfg.name) if f not in ("parent", "name", "conv")]
+        bad = [k for k in kwargs if k not in fields]
+        if not bad:
+            raise
+        raise UserError(
+            f"model {cfg.name!r} has no field {bad[0]!r}; {_close(bad[0], fields)}valid fields: {', '.join(fields)}"
+        ) from error
+    if num_classes is not None and hasattr(model, "num_classes"):
+        model = model.clone(num_classes=num_classes)
+    return model
+
+
+def _fields(models, name: str) -> list[str]:
+    """Field names of a zoo model (its defaults must build)."""
+    try:
+        return [f.name for f in dataclasses.fields(type(models.get_model(name)))]
+    except (TypeError, ValueError):
+        return []

@@ -1,0 +1,175 @@
+"""The training loop: data -> jitted step over the device mesh -> logs and checkpoints -> eval.
+
+``train(config, workdir)`` resumes automatically from the newest checkpoint
+in ``workdir/checkpoints`` (model, optimiser, batch statistics, step and the
+data-iterator position), so re-running a killed command continues it and
+ends with the parameters an uninterrupted run would have. A NaN / infinite
+loss stops the run with :class:`~train.errors.NonFiniteLossError` naming the
+step; checkpoints are only written after a step is known to be finite.
+SIGTERM (single process) saves a checkpoint at the next step and stops.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import statistics
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from train import data, models, optim, sharding, steps, tasks
+from train.checkpoint import Checkpointer, export
+from train.errors import NonFiniteLossError
+from train.writers import Writer
+
+__all__ = ["Result", "train", "evaluate"]
+
+
+@dataclasses.dataclass
+class Result:
+    """What a run produced.
+
+    Attributes:
+      state: final train state (replicated ``jax.Array`` pytree).
+      metrics: final evaluation metrics (e.g. ``accuracy``, ``psnr``, ``dice``).
+      num_params: learned parameters of the model.
+      step_time: median seconds per train step (compilation excluded).
+      steps_run: steps executed by this invocation (0 if already complete).
+      resumed_from: checkpoint step resumed from, or None.
+    """
+
+    state: Any
+    metrics: dict
+    num_params: int
+    step_time: float
+    steps_run: int
+    resumed_from: int | None
+
+
+def evaluate(eval_step, task: tasks.Task, state, dataset, mesh, *, batch_size: int, num_threads: int = 0) -> dict:
+    """Runs ``eval_step`` over every held-out example; returns ``task.summarize`` of the sums."""
+    total = None
+    for local in data.eval_batches(dataset, global_batch_size=batch_size, num_threads=num_threads):
+        sums = jax.device_get(eval_step(state, sharding.global_batch(local, mesh)))
+        total = sums if total is None else jax.tree.map(np.add, total, sums)
+    return {k: float(v) if np.ndim(v) == 0 else v for k, v in task.summarize(total).items()}
+
+
+class _StopRequest:
+    """Turns SIGTERM into a flag checked between steps (single-process runs)."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+        if jax.process_count() == 1 and _in_main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum, frame):
+        self.requested = True
+
+    def restore(self):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def train(config, workdir: str | None = None, *, desc: str = "train") -> Result:
+    """Trains ``config`` (see :mod:`train.configs`); logs and checkpoints go to ``workdir``.
+
+    Args:
+      config: an ``ml_collections.ConfigDict`` from :func:`train.config.load`.
+      workdir: run directory; None: no checkpoints, logs or export.
+      desc: label of the progress bar.
+    """
+    sharding.maybe_initialize_distributed(config.get("distributed", False))
+    mesh = sharding.make_mesh()
+    dataset = data.get_dataset(config.data.name, **config.data.get("kwargs", {}))
+    task = tasks.get_task(dataset.task, num_classes=dataset.num_classes, label_smoothing=config.get("label_smoothing", 0.0))
+    model = models.build_model(config.model, num_classes=dataset.num_classes)
+    total, tc = int(config.train.steps), config.train
+    optimizer = optim.make_optimizer(config.optimizer, total)
+    inputs = jnp.zeros((1, *dataset.example()["inputs"].shape), jnp.float32)
+    state = steps.init_state(model, optimizer, inputs, seed=config.seed, mesh=mesh)
+    iterator = data.train_iterator(
+        dataset, global_batch_size=config.data.batch_size, seed=config.seed, num_threads=config.data.num_threads
+    )
+    ckpt = None
+    if workdir and tc.checkpoint_every:
+        ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), every=tc.checkpoint_every, keep=tc.keep_checkpoints,
+                            async_save=tc.async_checkpoint)
+    start = ckpt.latest_step() if ckpt else None
+    if start is not None:
+        state = ckpt.restore(start, state, iterator)
+    writer = Writer(workdir, total_steps=total, initial_step=start or 0, tensorboard=tc.tensorboard,
+                    progress=tc.progress, desc=desc)
+    if start is not None:
+        writer.event(start, "resume", checkpoint=ckpt.directory)
+    train_step = steps.make_train_step(
+        model, optimizer, task, mesh, seed=config.seed, schedule=optim.make_schedule(config.optimizer, total),
+        nan_at_step=config.get("debug_nan_at_step"),
+    )
+    eval_step = steps.make_eval_step(model, task, mesh)
+    stop, times = _StopRequest(), []
+    first = (start or 0) + 1
+    try:
+        batch = next(iterator) if first <= total else None
+        for step in range(first, total + 1):
+            tick = time.perf_counter()
+            state, metrics = train_step(state, sharding.global_batch(batch, mesh))
+            save_due = ckpt is not None and (step == total or stop.requested or ckpt.should_save(step))
+            if not save_due and step < total:
+                batch = next(iterator)  # read the next batch while the step runs
+            metrics = jax.device_get(metrics)
+            if not metrics["finite"]:
+                raise NonFiniteLossError(_nan_message(step, metrics, ckpt))
+            times.append(time.perf_counter() - tick)
+            if step % tc.log_every == 0 or step == total:
+                writer.write(step, {k: v for k, v in metrics.items() if k != "finite"})
+            writer.progress(step, loss=float(metrics["loss"]), examples_per_step=config.data.batch_size)
+            if save_due:
+                ckpt.save(step, state, iterator, force=step == total or stop.requested)
+                if step < total:
+                    batch = next(iterator)
+            if tc.eval_every and step % tc.eval_every == 0 and step < total:
+                writer.write(step, evaluate(eval_step, task, state, dataset, mesh, batch_size=config.data.eval_batch_size), kind="eval")
+            if stop.requested:
+                writer.event(step, "stopped", reason="SIGTERM")
+                break
+        results = evaluate(eval_step, task, state, dataset, mesh, batch_size=config.data.eval_batch_size)
+        writer.write(int(state["step"]), results, kind="eval")
+        if workdir and not stop.requested:
+            export(os.path.join(workdir, "export"), {"params": state["params"], "model_state": state["model_state"]})
+    finally:
+        stop.restore()
+        if ckpt is not None:
+            ckpt.wait()
+            ckpt.close()
+        writer.close()
+    return Result(
+        state=state,
+        metrics=results,
+        num_params=steps.count_params(state["params"]),
+        step_time=statistics.median(times[1:]) if len(times) > 1 else float("nan"),
+        steps_run=len(times),
+        resumed_from=start,
+    )
+
+
+def _nan_message(step: int, metrics: dict, ckpt: Checkpointer | None) -> str:
+    if ckpt is not None:
+        ckpt.wait()
+        last = ckpt.latest_step()
+        where = f"last good checkpoint: step {last} in {ckpt.directory}" if last is not None else "no checkpoint saved yet"
+    else:
+        where = "no checkpoints (no workdir)"
+    return f"non-finite training loss ({metrics['loss']}) or parameters at step {step}; {where}"

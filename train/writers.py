@@ -1,0 +1,112 @@
+"""Where training reports go: a JSON-lines log, TensorBoard event files and a tqdm progress bar.
+
+Only process 0 writes. ``workdir/metrics.jsonl`` gets one JSON object per
+line: ``{"step": 10, "kind": "train", "loss": 0.7, ...}`` for metrics and
+``{"step": 30, "event": "resume", ...}`` for events, so a run can be read
+back with ``[json.loads(l) for l in open(path)]``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from typing import Any
+
+import jax
+import numpy as np
+
+__all__ = ["Writer", "read_jsonl"]
+
+
+def _scalar(value: Any) -> Any:
+    value = np.asarray(value)
+    if value.size != 1:
+        return value.tolist()
+    value = value.item()
+    return value if not isinstance(value, float) or math.isfinite(value) else str(value)
+
+
+class Writer:
+    """JSON lines + TensorBoard + progress bar for one run.
+
+    Args:
+      workdir: run directory (``metrics.jsonl`` and ``tensorboard/`` go here);
+        None: progress bar only.
+      total_steps: length of the progress bar.
+      initial_step: where the bar starts (a resumed run).
+      tensorboard: write TensorBoard event files.
+      progress: show a tqdm bar with the live loss and throughput.
+      desc: label of the progress bar.
+    """
+
+    def __init__(
+        self,
+        workdir: str | None,
+        *,
+        total_steps: int,
+        initial_step: int = 0,
+        tensorboard: bool = True,
+        progress: bool = True,
+        desc: str = "train",
+    ):
+        self.enabled = jax.process_index() == 0
+        self._jsonl = self._tb = self._bar = None
+        if not self.enabled:
+            return
+        if progress:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total_steps, initial=initial_step, desc=desc, unit="step", leave=True, dynamic_ncols=True)
+        self._last_time, self._last_step = time.perf_counter(), initial_step
+        if workdir is None:
+            return
+        os.makedirs(workdir, exist_ok=True)
+        self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8")
+        if tensorboard:
+            from tensorboardX import SummaryWriter
+
+            self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+
+    def write(self, step: int, metrics: dict[str, Any], *, kind: str = "train") -> None:
+        """Logs scalar ``metrics`` of ``kind`` ("train", "eval", ...) at ``step``."""
+        if self._jsonl is None:
+            return
+        row = {k: _scalar(v) for k, v in metrics.items()}
+        self._jsonl.write(json.dumps({"step": int(step), "kind": kind, **row}) + "\n")
+        self._jsonl.flush()
+        if self._tb is not None:
+            for key, value in row.items():
+                if isinstance(value, (int, float)):
+                    self._tb.add_scalar(f"{kind}/{key}", value, int(step))
+
+    def event(self, step: int, name: str, **info: Any) -> None:
+        """Logs a non-metric event such as ``"resume"`` or ``"checkpoint"``."""
+        if self._jsonl is not None:
+            self._jsonl.write(json.dumps({"step": int(step), "event": name, **info}) + "\n")
+            self._jsonl.flush()
+
+    def progress(self, step: int, *, loss: float, examples_per_step: int) -> None:
+        """Moves the bar to ``step`` and shows the loss and examples per second."""
+        if self._bar is None:
+            return
+        now = time.perf_counter()
+        rate = (step - self._last_step) * examples_per_step / max(now - self._last_time, 1e-9)
+        self._last_time, self._last_step = now, step
+        self._bar.set_postfix(loss=f"{loss:.4f}", ex_per_s=f"{rate:.0f}", refresh=False)
+        self._bar.update(step - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        if self._tb is not None:
+            self._tb.close()
+        if self._jsonl is not None:
+            self._jsonl.close()
+
+
+def read_jsonl(path: str) -> list[dict]:
+    """All records of a ``metrics.jsonl`` file."""
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
