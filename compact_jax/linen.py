@@ -122,3 +122,41 @@ class DenseConv(CompactConv):
 
     def spec(self, in_features: int) -> dense.DenseSpec:
         return dense.DenseSpec(**self.conv_shape(in_features))
+
+
+# --- 3D-FilterMap -------------------------------------------------------------------------------
+
+from compact_jax import filtermap as _filtermap  # noqa: E402
+
+
+class FilterMapConv(CompactConv):
+    """3D-FilterMap convolution: ``K`` filters cut from one learned map.
+
+    Parameters: ``filtermap`` ``(K1*x, K2*y, K3*z)`` and ``bias`` ``(features,)``.
+    See :class:`compact_jax.filtermap.FilterMapSpec` for the fields below.
+
+    Attributes:
+      grid: ``(K1, K2, K3)`` with product ``features``; None: the paper's Table 1.
+      map_strides: ``(x, y, z)``; None: ``(2, 2, C/K3)``.
+      wrap: ``"modular"`` (paper) or ``"to_one"`` (authors' code).
+      gradient: ``"mean"`` (paper's Eq. 1) or ``"sum"`` (plain autodiff).
+    """
+
+    grid: tuple[int, int, int] | None = None
+    map_strides: tuple[int, int, int] | None = None
+    wrap: str = "modular"
+    gradient: str = "mean"
+
+    method = _filtermap
+
+    def spec(self, in_features: int) -> _filtermap.FilterMapSpec:
+        return _filtermap.FilterMapSpec(
+            **self.conv_shape(in_features),
+            grid=self.grid,
+            map_strides=self.map_strides,
+            wrap=self.wrap,
+            gradient=self.gradient,
+        )
+
+
+__all__ += ["FilterMapConv"]

@@ -133,3 +133,41 @@ def load_linen_params(module: CompactConv, params: dict) -> None:
                 f"got {tuple(value.shape)}"
             )
         variable[...] = value
+
+
+# --- 3D-FilterMap -------------------------------------------------------------------------------
+
+from compact_jax import filtermap as _filtermap  # noqa: E402
+
+
+class FilterMapConv(CompactConv):
+    """NNX twin of :class:`compact_jax.linen.FilterMapConv` (parameter ``filtermap``)."""
+
+    method = _filtermap
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        kernel_size: int | Sequence[int],
+        strides: None | int | Sequence[int] = 1,
+        *,
+        grid: tuple[int, int, int] | None = None,
+        map_strides: tuple[int, int, int] | None = None,
+        wrap: str = "modular",
+        gradient: str = "mean",
+        feature_group_count: int = 1,
+        rngs: nnx.Rngs,
+        **conv_kwargs: Any,
+    ):
+        spec = _filtermap.FilterMapSpec(
+            **self.conv_shape(in_features, out_features, kernel_size, feature_group_count),
+            grid=grid,
+            map_strides=map_strides,
+            wrap=wrap,
+            gradient=gradient,
+        )
+        super().__init__(spec=spec, strides=strides, rngs=rngs, **conv_kwargs)
+
+
+__all__ += ["FilterMapConv"]
