@@ -160,3 +160,66 @@ class FilterMapConv(CompactConv):
 
 
 __all__ += ["FilterMapConv"]
+
+
+# --- ApproxConv series kernels (CosConv, ChebConv) ----------------------------------------------
+
+from compact_jax import series as _series  # noqa: E402
+
+
+class _SeriesConv(CompactConv):
+    """Shared body of :class:`CosConv` and :class:`ChebConv` (not used directly).
+
+    Parameters: ``coeffs`` ``(N_h, N_w, C_in/groups, features)`` and ``bias``.
+    See :class:`compact_jax.series.SeriesSpec` for the fields below.
+
+    Attributes:
+      harmonics: ``N`` or ``(N_h, N_w)``, at most the kernel size per axis;
+        None: the kernel size (exact, no compression).
+      points: sample points; None: the family default.
+      interval: ``(low, high)`` of the points; None: the family default.
+      coeff_init: ``"paper"``, ``"normal"``, ``"dc_mean"`` or ``"fit"``.
+    """
+
+    harmonics: None | int | tuple[int, int] = None
+    points: str | None = None
+    interval: tuple[float, float] | None = None
+    coeff_init: str = "paper"
+
+    method = _series
+    family = ""
+
+    def spec(self, in_features: int) -> _series.SeriesSpec:
+        return _series.SeriesSpec(
+            **self.conv_shape(in_features),
+            family=self.family,
+            harmonics=self.harmonics,
+            points=self.points,
+            interval=self.interval,
+            coeff_init=self.coeff_init,
+        )
+
+
+class CosConv(_SeriesConv):
+    """ApproxConv CosConv: filters are 2-D cosine series ``sum A_ij cos(i x) cos(j y)``.
+
+    Sampled at equispaced points on ``interval`` (default ``[0.2 pi, 0.8 pi]``);
+    ``functools.partial(CosConv, harmonics=2)`` drops into a model taking
+    ``conv: ModuleDef = nn.Conv``. Fields as in :class:`_SeriesConv`.
+    """
+
+    family = "cosine"
+
+
+class ChebConv(_SeriesConv):
+    """ApproxConv ChebConv: filters are 2-D Chebyshev series ``sum A_ij T_i(x) T_j(y)``.
+
+    Sampled at Chebyshev-Gauss-Lobatto points (``points="lobatto"``, the
+    paper) or equispaced (``"equispaced"``, the authors' code) on ``[-1, 1]``.
+    Fields as in :class:`_SeriesConv`.
+    """
+
+    family = "chebyshev"
+
+
+__all__ += ["CosConv", "ChebConv"]

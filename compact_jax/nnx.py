@@ -171,3 +171,55 @@ class FilterMapConv(CompactConv):
 
 
 __all__ += ["FilterMapConv"]
+
+
+# --- ApproxConv series kernels (CosConv, ChebConv) ----------------------------------------------
+
+from compact_jax import series as _series  # noqa: E402
+
+
+class _SeriesConv(CompactConv):
+    """Shared body of the NNX :class:`CosConv` and :class:`ChebConv` (parameter ``coeffs``)."""
+
+    method = _series
+    family = ""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        kernel_size: int | Sequence[int],
+        strides: None | int | Sequence[int] = 1,
+        *,
+        harmonics: None | int | tuple[int, int] = None,
+        points: str | None = None,
+        interval: tuple[float, float] | None = None,
+        coeff_init: str = "paper",
+        feature_group_count: int = 1,
+        rngs: nnx.Rngs,
+        **conv_kwargs: Any,
+    ):
+        spec = _series.SeriesSpec(
+            **self.conv_shape(in_features, out_features, kernel_size, feature_group_count),
+            family=self.family,
+            harmonics=harmonics,
+            points=points,
+            interval=interval,
+            coeff_init=coeff_init,
+        )
+        super().__init__(spec=spec, strides=strides, rngs=rngs, **conv_kwargs)
+
+
+class CosConv(_SeriesConv):
+    """NNX twin of :class:`compact_jax.linen.CosConv` (cosine series kernel)."""
+
+    family = "cosine"
+
+
+class ChebConv(_SeriesConv):
+    """NNX twin of :class:`compact_jax.linen.ChebConv` (Chebyshev series kernel)."""
+
+    family = "chebyshev"
+
+
+__all__ += ["CosConv", "ChebConv"]
