@@ -4,7 +4,7 @@ Stem and 1x1 convolutions stay dense.
 
 Run: ``python -m train --config digits_cos [--workdir DIR] [--set key=value ...]``
 (tiny smoke variant: ``--config digits_cos:runlocal``). Part of the main job's
-table (``python -m train``); test accuracy on the 360 held-out digits.
+table (``python -m train``); test accuracy on the 359 held-out digits.
 """
 
 from train.configs._digits import digits_config

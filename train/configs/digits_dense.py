@@ -2,7 +2,7 @@
 
 Run: ``python -m train --config digits_dense [--workdir DIR] [--set key=value ...]``
 (tiny smoke variant: ``--config digits_dense:runlocal``). Part of the main job's
-table (``python -m train``); test accuracy on the 360 held-out digits.
+table (``python -m train``); test accuracy on the 359 held-out digits.
 """
 
 from train.configs._digits import digits_config

@@ -6,7 +6,7 @@ paper's Table 1 grid for each filter count (16: (2, 2, 4), 32: (4, 4, 2),
 
 Run: ``python -m train --config digits_filtermap [--workdir DIR] [--set key=value ...]``
 (tiny smoke variant: ``--config digits_filtermap:runlocal``). Part of the main job's
-table (``python -m train``); test accuracy on the 360 held-out digits.
+table (``python -m train``); test accuracy on the 359 held-out digits.
 """
 
 from train.configs._digits import digits_config

@@ -1,0 +1,76 @@
+"""Command line: ``python -m train`` (the main job) or ``python -m train --config NAME``.
+
+Examples::
+
+    python -m train                                   # digits: dense vs each compact conv, one table
+    python -m train --config digits_filtermap --workdir runs/fm --set optimizer.lr=0.05
+    python -m train --config digits_dense:runlocal    # tiny smoke variant
+    python -m train --list                            # available configs
+
+Re-running a ``--config`` command with the same ``--workdir`` resumes from its
+newest checkpoint. Mistakes (unknown config / key / model / dataset, an
+unprepared dataset) are reported as one line on stderr with exit status 2;
+a diverged run (NaN loss) exits with status 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from train.errors import NonFiniteLossError, UserError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m train",
+        description="Train compact_jax models. Without --config: train a ResNet-8 on the embedded digits "
+        "in its dense form and with each available compact convolution, and print one comparison table.",
+    )
+    parser.add_argument("--config", metavar="NAME[:ARG]", help="config module in train/configs (see --list)")
+    parser.add_argument("--workdir", metavar="DIR", help="logs, checkpoints and export (default for --config: runs/NAME)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set optimizer.lr=0.05 (repeatable)")
+    parser.add_argument("--methods", metavar="M1,M2", help="main job only: comma-separated conv methods")
+    parser.add_argument("--list", action="store_true", help="list the available configs and exit")
+    return parser
+
+
+def _run_config(args) -> None:
+    from train import config as config_lib
+    from train import trainer
+
+    config = config_lib.load(args.config, args.overrides)
+    workdir = args.workdir or f"runs/{args.config.replace(':', '_')}"
+    result = trainer.train(config, workdir, desc=args.config)
+    metrics = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items() if isinstance(v, float))
+    resumed = f", resumed from step {result.resumed_from}" if result.resumed_from is not None else ""
+    print(f"{args.config}: {result.num_params} params, {metrics}{resumed}; workdir {workdir}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.list:
+            from train.config import available_configs
+
+            print("\n".join(available_configs()))
+        elif args.config:
+            _run_config(args)
+        else:
+            from train.compare import compare
+
+            methods = args.methods.split(",") if args.methods else None
+            compare(methods, workdir=args.workdir, overrides=args.overrides)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
