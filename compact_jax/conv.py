@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from compact_jax import arith
-from compact_jax._validate import check_int_tuple, check_positive_int
+from compact_jax._validate import check_choice, check_int_tuple, check_positive_int
 
 __all__ = ["conv", "check_conv_input", "add_channel_bias"]
 
@@ -28,6 +28,7 @@ _LAYOUTS = {
     2: ("NHWC", "HWIO", "NHWC"),
     3: ("NDHWC", "DHWIO", "NDHWC"),
 }
+_IMPLS = ("auto", "xla", "frames")
 
 
 def check_conv_input(x: Any, *, num_spatial: int, in_features: int, where: str = "conv") -> None:
@@ -70,6 +71,7 @@ def conv(
     precision: Any = None,
     dtype: Any = None,
     preferred_element_type: Any = None,
+    impl: str = "auto",
 ) -> jax.Array:
     """N-d convolution (N = 1, 2, 3) with channels-last layouts.
 
@@ -87,6 +89,13 @@ def conv(
       dtype: computation dtype; by default the promoted dtype of ``x``,
         ``kernel`` and ``bias``.
       preferred_element_type: accumulation/result dtype passed to XLA.
+      impl: how a 3-D convolution is lowered. ``"xla"``: one XLA 3-D
+        convolution. ``"frames"``: a sum over the ``k_t`` temporal taps of 2-D
+        convolutions over all output frames at once (time folded into the
+        batch), measured ~1.4-2x faster than XLA's 3-D convolution on CPU.
+        ``"auto"`` (default): ``"frames"`` on CPU, ``"xla"`` elsewhere. Both give
+        the same numbers up to float rounding; 1-D and 2-D convolutions always
+        use ``"xla"``.
 
     Returns:
       ``(*batch, *spatial_out, C_out)`` with ``spatial_out`` given by
@@ -102,6 +111,12 @@ def conv(
             f"spatial dims), got shape {tuple(kshape)}"
         )
     groups = check_positive_int("feature_group_count", feature_group_count)
+    impl = check_choice("impl", impl, _IMPLS)
+    if impl == "frames" and num_spatial != 3:
+        raise ValueError(
+            f"conv: impl='frames' lowers 3-D convolutions only, got a {num_spatial}-D kernel of "
+            f"shape {tuple(kshape)}; use impl='auto' or 'xla'"
+        )
     in_per_group, features = kshape[-2], kshape[-1]
     if features % groups:
         raise ValueError(
@@ -137,18 +152,103 @@ def conv(
         x = jnp.pad(x, ((0, 0), *pads, (0, 0)), mode="wrap")
         pads = ((0, 0),) * num_spatial
 
-    y = lax.conv_general_dilated(
+    lowering = _conv_frames if num_spatial == 3 and _use_frames(impl, x) else _conv_xla
+    y = lowering(
         x,
         kernel,
-        window_strides=strides,
-        padding=pads,
-        lhs_dilation=input_dilation,
-        rhs_dilation=kernel_dilation,
-        dimension_numbers=_LAYOUTS[num_spatial],
-        feature_group_count=groups,
+        strides=strides,
+        pads=pads,
+        input_dilation=input_dilation,
+        kernel_dilation=kernel_dilation,
+        groups=groups,
         precision=precision,
         preferred_element_type=preferred_element_type,
     )
     if bias is not None:
         y = add_channel_bias(y, bias)
     return y.reshape(batch_shape + y.shape[1:])
+
+
+def _use_frames(impl: str, x: jax.Array) -> bool:
+    """Whether a 3-D convolution takes the frames lowering."""
+    if impl != "auto":
+        return impl == "frames"
+    platform = jax.default_backend()
+    if isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer):
+        platform = next(iter(x.devices())).platform
+    return platform == "cpu"
+
+
+def _conv_xla(
+    x, kernel, *, strides, pads, input_dilation, kernel_dilation, groups, precision,
+    preferred_element_type,
+):
+    """The single call of ``lax.conv_general_dilated``; ``x`` is ``(N, *spatial, C)``."""
+    return lax.conv_general_dilated(
+        x,
+        kernel,
+        window_strides=strides,
+        padding=pads,
+        lhs_dilation=input_dilation,
+        rhs_dilation=kernel_dilation,
+        dimension_numbers=_LAYOUTS[kernel.ndim - 2],
+        feature_group_count=groups,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
+    )
+
+
+def _conv_frames(
+    x, kernel, *, strides, pads, input_dilation, kernel_dilation, groups, precision,
+    preferred_element_type,
+):
+    """A 3-D convolution as a sum over temporal taps of 2-D convolutions.
+
+    ``x`` is ``(N, T, H, W, C)``, ``kernel`` ``(k_t, k_h, k_w, C/groups, O)``,
+    ``pads`` one ``(low, high)`` pair per dim (negative crops). With the time
+    axis padded (and input-dilated) once, output frame ``j`` is
+
+        y[:, j] = sum_tau conv2d(x_pad[:, j * s_t + tau * d_t], kernel[tau])
+
+    so each tap is one 2-D convolution over the ``N * T_out`` frames it reads
+    (a strided slice of ``x_pad`` with time folded into the batch), with the
+    spatial strides, padding, dilations and groups. Low-precision inputs
+    accumulate the taps in float32.
+    """
+    (s_t, *s_hw), (d_t, *d_hw), (u_t, *u_hw) = strides, kernel_dilation, input_dilation
+    (pad_t, *pads_hw) = pads
+    k_t = kernel.shape[0]
+    x = lax.pad(
+        x, jnp.zeros((), x.dtype), ((0, 0, 0), (pad_t[0], pad_t[1], u_t - 1), *((0, 0, 0),) * 3)
+    )
+    t_out = (x.shape[1] - (k_t - 1) * d_t - 1) // s_t + 1
+    if t_out < 1:  # empty output: let XLA produce the right (empty) shape.
+        return _conv_xla(
+            x, kernel, strides=strides, pads=((0, 0), *pads_hw), input_dilation=(1, *u_hw),
+            kernel_dilation=kernel_dilation, groups=groups, precision=precision,
+            preferred_element_type=preferred_element_type,
+        )
+    accumulate = preferred_element_type
+    if accumulate is None and jnp.issubdtype(x.dtype, jnp.floating) and jnp.finfo(x.dtype).bits < 32:
+        accumulate = jnp.float32
+    n, _, h, w, c = x.shape
+    y = None
+    for tau in range(k_t):
+        start = tau * d_t
+        frames = lax.slice_in_dim(x, start, start + s_t * (t_out - 1) + 1, s_t, axis=1)
+        tap = _conv_xla(
+            frames.reshape(n * t_out, h, w, c),
+            kernel[tau],
+            strides=tuple(s_hw),
+            pads=tuple(pads_hw),
+            input_dilation=tuple(u_hw),
+            kernel_dilation=tuple(d_hw),
+            groups=groups,
+            precision=precision,
+            preferred_element_type=accumulate,
+        )
+        y = tap if y is None else y + tap
+    y = y.reshape(n, t_out, *y.shape[1:])
+    if preferred_element_type is None:
+        y = y.astype(jnp.result_type(x, kernel))
+    return y
