@@ -223,3 +223,49 @@ class ChebConv(_SeriesConv):
 
 
 __all__ += ["CosConv", "ChebConv"]
+
+
+# --- FDC3D frequency-domain 3-D convolution -----------------------------------------------------
+
+from compact_jax import temporal as _temporal  # noqa: E402
+
+
+class FrequencyConv3D(CompactConv):
+    """FDC3D: a 3-D conv stored as temporal-frequency coefficients of an orthogonal ``S``.
+
+    Parameters: ``coeffs`` ``(t', k_h, k_w, c', N)``, ``beta`` ``(c',)``, the
+    learned transform's ``householder`` or ``skew`` ``(t, t)``, and ``bias``.
+    ``kernel_size`` is ``(t, k_h, k_w)``, time first. The forward pass is
+    :func:`compact_jax.temporal.apply` (the frequency path when rows are
+    pruned). See :class:`compact_jax.temporal.FrequencySpec` for the fields.
+
+    Attributes:
+      transform: ``"learned_householder"`` (default), ``"learned_cayley"``,
+        ``"learned_expm"``, ``"dct"`` or ``"none"``.
+      transform_init: ``"dct"`` or ``"identity"`` for learned transforms.
+      kept_rows: kept frequency rows (``None``: all ``t``); set from
+        :func:`compact_jax.temporal.prune`'s returned spec.
+      kept_channels: kept input channels (``None``: all).
+      importance: ``"group"`` or ``"summed"`` row importance.
+    """
+
+    transform: str = "learned_householder"
+    transform_init: str | None = None
+    kept_rows: tuple[int, ...] | None = None
+    kept_channels: tuple[int, ...] | None = None
+    importance: str = "group"
+
+    method = _temporal
+
+    def spec(self, in_features: int) -> _temporal.FrequencySpec:
+        return _temporal.FrequencySpec(
+            **self.conv_shape(in_features),
+            transform=self.transform,
+            transform_init=self.transform_init,
+            kept_rows=self.kept_rows,
+            kept_channels=self.kept_channels,
+            importance=self.importance,
+        )
+
+
+__all__ += ["FrequencyConv3D"]

@@ -223,3 +223,43 @@ class ChebConv(_SeriesConv):
 
 
 __all__ += ["CosConv", "ChebConv"]
+
+
+# --- FDC3D frequency-domain 3-D convolution -----------------------------------------------------
+
+from compact_jax import temporal as _temporal  # noqa: E402
+
+
+class FrequencyConv3D(CompactConv):
+    """NNX twin of :class:`compact_jax.linen.FrequencyConv3D` (same parameter names)."""
+
+    method = _temporal
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        kernel_size: int | Sequence[int],
+        strides: None | int | Sequence[int] = 1,
+        *,
+        transform: str = "learned_householder",
+        transform_init: str | None = None,
+        kept_rows: tuple[int, ...] | None = None,
+        kept_channels: tuple[int, ...] | None = None,
+        importance: str = "group",
+        feature_group_count: int = 1,
+        rngs: nnx.Rngs,
+        **conv_kwargs: Any,
+    ):
+        spec = _temporal.FrequencySpec(
+            **self.conv_shape(in_features, out_features, kernel_size, feature_group_count),
+            transform=transform,
+            transform_init=transform_init,
+            kept_rows=kept_rows,
+            kept_channels=kept_channels,
+            importance=importance,
+        )
+        super().__init__(spec=spec, strides=strides, rngs=rngs, **conv_kwargs)
+
+
+__all__ += ["FrequencyConv3D"]
