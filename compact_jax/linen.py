@@ -225,6 +225,115 @@ class ChebConv(_SeriesConv):
 __all__ += ["CosConv", "ChebConv"]
 
 
+# --- Learning Filter Basis ----------------------------------------------------------------------
+
+from compact_jax import basis as _basis  # noqa: E402
+
+
+class SharedBasis(nn.Module):
+    """One filter basis used by several :class:`BasisConv` layers (basis sharing, Sec. 4.2).
+
+    Create it once in the parent and pass it as ``basis=`` to each layer; the
+    parameter tree then holds one ``basis`` ``(kh, kw, in_features,
+    num_basis)`` under this module's name. Layers whose split size ``p`` is
+    below ``in_features`` use its leading (or trailing) ``p`` channels.
+
+    Attributes:
+      num_basis: ``m``, basis filters.
+      in_features: channels ``P`` of each basis filter.
+      kernel_size: ``(kh, kw)`` (an int means square).
+      param_dtype: dtype of the parameter.
+    """
+
+    num_basis: int
+    in_features: int
+    kernel_size: int | Sequence[int]
+    param_dtype: Any = jnp.float32
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """``(kh, kw, in_features, num_basis)``, validated."""
+        return _basis.basis_shape(
+            num_basis=self.num_basis,
+            in_features=self.in_features,
+            kernel_size=self.kernel_size,
+            where=f"SharedBasis({self.name or ''})",
+        )
+
+    @nn.compact
+    def __call__(self) -> jax.Array:
+        """Returns the basis ``(kh, kw, in_features, num_basis)``."""
+        shape = self.shape
+        return self.param("basis", lambda key: _basis.init_basis(key, shape, self.param_dtype))
+
+
+class BasisConv(CompactConv):
+    """Learning Filter Basis convolution (2-D), a drop-in for ``flax.linen.Conv``.
+
+    Parameters: ``basis`` ``(kh, kw, p, num_basis)`` (absent with a shared
+    ``basis=``), ``coef`` ``(kch, kcw, splits * num_basis, features)``,
+    optional ``basis_bias`` ``(num_basis,)`` and ``bias`` ``(features,)``.
+    See :class:`compact_jax.basis.BasisSpec` for the fields below.
+
+    Attributes:
+      num_basis: ``m``; None: the shared basis's.
+      splits: ``s``, splits of the input channels.
+      basis_bias: per-layer bias of the basis conv, shared by the splits.
+      coef_kernel_size: kernel of the coefficient conv (1 by default).
+      path: ``"auto"``, ``"reconstruct"`` or ``"decomposed"``.
+      basis: a :class:`SharedBasis` to use instead of an own basis.
+      basis_slice: ``"leading"`` or ``"trailing"`` channels of a wider basis.
+    """
+
+    num_basis: int | None = None
+    splits: int = 1
+    basis_bias: bool = False
+    coef_kernel_size: int | Sequence[int] = 1
+    path: str = "auto"
+    basis: SharedBasis | None = None
+    basis_slice: str = "leading"
+
+    method = _basis
+
+    def spec(self, in_features: int) -> _basis.BasisSpec:
+        shape = self.conv_shape(in_features)
+        num_basis, basis_in_features = self.num_basis, None
+        if self.basis is not None:
+            if not isinstance(self.basis, SharedBasis):
+                raise TypeError(f"{self._where()}: basis must be a SharedBasis, got {type(self.basis).__name__}")
+            num_basis, basis_in_features = _basis.shared_basis_fields(
+                self.basis.shape, num_basis=num_basis, kernel_size=shape["kernel_size"], where=self._where()
+            )
+        if num_basis is None:
+            raise ValueError(f"{self._where()}: num_basis is required without a shared basis")
+        return _basis.BasisSpec(
+            **shape,
+            num_basis=num_basis,
+            splits=self.splits,
+            basis_bias=self.basis_bias,
+            coef_kernel_size=self.coef_kernel_size,
+            path=self.path,
+            basis_in_features=basis_in_features,
+            basis_slice=self.basis_slice,
+        )
+
+    def compact_params(self, spec: _basis.BasisSpec) -> dict:
+        dtype = self.param_dtype
+        if self.basis is None:
+            basis = self.param("basis", lambda key: _basis.init_basis(key, spec.basis_shape, dtype))
+        else:
+            basis = self.basis()
+        params = {"basis": basis, "coef": self.param("coef", lambda key: _basis.init_coef(key, spec, dtype))}
+        if spec.basis_bias:
+            params["basis_bias"] = self.param(
+                "basis_bias", nn.initializers.zeros_init(), (spec.num_basis,), dtype
+            )
+        return params
+
+
+__all__ += ["SharedBasis", "BasisConv"]
+
+
 # --- FDC3D frequency-domain 3-D convolution -----------------------------------------------------
 
 from compact_jax import temporal as _temporal  # noqa: E402

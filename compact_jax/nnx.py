@@ -225,6 +225,100 @@ class ChebConv(_SeriesConv):
 __all__ += ["CosConv", "ChebConv"]
 
 
+# --- Learning Filter Basis ----------------------------------------------------------------------
+
+from compact_jax import basis as _basis  # noqa: E402
+
+
+class SharedBasis(nnx.Module):
+    """NNX twin of :class:`compact_jax.linen.SharedBasis`: one basis for several layers.
+
+    Pass the same instance as ``basis=`` to several :class:`BasisConv`; NNX
+    keeps one ``nnx.Param`` ``basis`` ``(kh, kw, in_features, num_basis)``.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        num_basis: int,
+        kernel_size: int | Sequence[int],
+        *,
+        param_dtype: Any = jnp.float32,
+        rngs: nnx.Rngs,
+    ):
+        self.shape = _basis.basis_shape(
+            num_basis=num_basis, in_features=in_features, kernel_size=kernel_size, where="SharedBasis"
+        )
+        self.basis = nnx.Param(_basis.init_basis(rngs.params(), self.shape, param_dtype))
+
+
+class BasisConv(CompactConv):
+    """NNX twin of :class:`compact_jax.linen.BasisConv` (``basis``, ``coef``, ``basis_bias``)."""
+
+    method = _basis
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        kernel_size: int | Sequence[int],
+        strides: None | int | Sequence[int] = 1,
+        *,
+        num_basis: int | None = None,
+        splits: int = 1,
+        basis_bias: bool = False,
+        coef_kernel_size: int | Sequence[int] = 1,
+        path: str = "auto",
+        basis: SharedBasis | None = None,
+        basis_slice: str = "leading",
+        feature_group_count: int = 1,
+        rngs: nnx.Rngs,
+        **conv_kwargs: Any,
+    ):
+        shape = self.conv_shape(in_features, out_features, kernel_size, feature_group_count)
+        basis_in_features = None
+        if basis is not None:
+            if not isinstance(basis, SharedBasis):
+                raise TypeError(f"BasisConv: basis must be a SharedBasis, got {type(basis).__name__}")
+            num_basis, basis_in_features = _basis.shared_basis_fields(
+                basis.shape, num_basis=num_basis, kernel_size=shape["kernel_size"], where="BasisConv"
+            )
+        if num_basis is None:
+            raise ValueError("BasisConv: num_basis is required without a shared basis")
+        spec = _basis.BasisSpec(
+            **shape,
+            num_basis=num_basis,
+            splits=splits,
+            basis_bias=basis_bias,
+            coef_kernel_size=coef_kernel_size,
+            path=path,
+            basis_in_features=basis_in_features,
+            basis_slice=basis_slice,
+        )
+        self.shared_basis = basis
+        super().__init__(spec=spec, strides=strides, rngs=rngs, **conv_kwargs)
+
+    def create_params(self, spec: _basis.BasisSpec, *, param_dtype: Any, rngs: nnx.Rngs) -> list[str]:
+        names = ["coef"]
+        if self.shared_basis is None:
+            self.basis = nnx.Param(_basis.init_basis(rngs.params(), spec.basis_shape, param_dtype))
+            names.insert(0, "basis")
+        self.coef = nnx.Param(_basis.init_coef(rngs.params(), spec, param_dtype))
+        if spec.basis_bias:
+            self.basis_bias = nnx.Param(jnp.zeros((spec.num_basis,), param_dtype))
+            names.append("basis_bias")
+        return names
+
+    def compact_params(self) -> dict:
+        params = super().compact_params()
+        if self.shared_basis is not None:
+            params["basis"] = self.shared_basis.basis[...]
+        return params
+
+
+__all__ += ["SharedBasis", "BasisConv"]
+
+
 # --- FDC3D frequency-domain 3-D convolution -----------------------------------------------------
 
 from compact_jax import temporal as _temporal  # noqa: E402
