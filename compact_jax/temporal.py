@@ -30,17 +30,23 @@ Two execution paths give the same numbers: ``path="kernel"`` rebuilds the
 (:mod:`compact_jax._frequency_conv`). Both read only the kept channels of the
 full ``c``-channel input. Only ``feature_group_count=1`` is supported.
 
+Learning ``S``: the learned transforms are trained with the rest of the
+network (``penalty`` adds Eq. 9's regularisers to a loss), or, for a fixed
+pretrained kernel, by :func:`fit_transform` (Eq. 7 on one layer).
+
 Example::
 
     spec = FrequencySpec(features=64, in_features=64, kernel_size=(3, 3, 3))
-    params = fit(dense_kernel, spec)                   # exact: G = S K
-    ...                                                # train with penalty()
+    params = fit(dense_kernel, spec)                   # exact: G = S K (S = DCT)
+    params = fit_transform(dense_kernel, spec)         # or: S learned by Eq. (7)
+    ...                                                # fine-tune with penalty()
     params, spec = prune(params, spec, p_c=1/4, p_t=1/3)   # 2x fewer MACs
     y = apply(params, x, spec)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -70,7 +76,7 @@ from compact_jax._frequency_spec import (
     check_params,
     initial_transform,
 )
-from compact_jax._validate import check_choice
+from compact_jax._validate import check_choice, check_int
 from compact_jax.arith import PaddingLike
 from compact_jax.conv import check_conv_input, conv
 from compact_jax.protocol import check_kernel_shape
@@ -87,6 +93,7 @@ __all__ = [
     "num_params",
     "param_ratio",
     "fit",
+    "fit_transform",
     "importance",
     "group_sparsity",
     "channel_sparsity",
@@ -249,10 +256,59 @@ def fit(kernel: jax.Array, spec: FrequencySpec) -> dict:
     """
     check_kernel_shape(kernel, spec, where="temporal.fit")
     kernel = jnp.asarray(kernel)
-    params = _init_transform_params(spec, kernel.dtype)
-    s = transform_matrix(params, spec, precision="highest", dtype=kernel.dtype)
+    return _fit_coeffs(kernel, spec, _init_transform_params(spec, kernel.dtype))
+
+
+def _kept_channels_of(kernel: jax.Array, spec: FrequencySpec) -> jax.Array:
+    return kernel[:, :, :, np.asarray(spec.kept_channels), :]
+
+
+def _fit_coeffs(kernel: jax.Array, spec: FrequencySpec, transform_params: dict) -> dict:
+    """``transform_params`` plus ``coeffs = (S K)[kept rows, kept channels]`` and ``beta = 1``."""
+    s = transform_matrix(transform_params, spec, precision="highest", dtype=kernel.dtype)
     rows = s[np.asarray(spec.kept_rows)]
-    kept = kernel[:, :, :, np.asarray(spec.kept_channels), :]
-    params["coeffs"] = jnp.einsum("ft,thwcn->fhwcn", rows, kept, precision="highest")
-    params["beta"] = jnp.ones((spec.num_channels,), kernel.dtype)
-    return params
+    coeffs = jnp.einsum("ft,thwcn->fhwcn", rows, _kept_channels_of(kernel, spec), precision="highest")
+    beta = jnp.ones((spec.num_channels,), kernel.dtype)
+    return {**transform_params, "coeffs": coeffs, "beta": beta}
+
+
+def fit_transform(
+    kernel: jax.Array, spec: FrequencySpec, *, steps: int = 500, learning_rate: float = 0.05
+) -> dict:
+    """Learns ``S`` for a fixed dense kernel (Eq. 7, single layer), then fits ``G = S K``.
+
+    With the kernel fixed the data term of Eq. (7) is constant (``S`` is
+    orthogonal), so this runs ``steps`` of gradient descent on the l2,1 norm of
+    all ``t`` rows of ``S K`` (the spec's kept channels, divided by
+    ``||K||_F`` so that ``learning_rate`` is scale-free) from the spec's initial
+    ``S``. The returned params are :func:`fit`'s for the learned ``S``: exact
+    without pruning, and the kept rows are then the ones to prune by.
+
+    Args:
+      kernel: dense ``(t, k_h, k_w, c, N)``.
+      spec: a spec with a learned transform.
+      steps, learning_rate: plain gradient descent on the transform parameters.
+    """
+    check_kernel_shape(kernel, spec, where="temporal.fit_transform")
+    if spec.transform not in TRANSFORM_PARAM:
+        raise ValueError(
+            f"temporal.fit_transform needs a learned transform, got transform={spec.transform!r}"
+        )
+    steps = check_int("steps", steps, minimum=0)
+    name = TRANSFORM_PARAM[spec.transform]
+    kernel = jnp.asarray(kernel)
+    kept = _kept_channels_of(kernel, spec)
+    kept = kept / jnp.maximum(jnp.linalg.norm(kept), jnp.finfo(kept.dtype).tiny)
+    full = dataclasses.replace(spec, kept_rows=None)
+
+    def objective(w):
+        s = transform_matrix({name: w}, full, precision="highest", dtype=kernel.dtype)
+        coeffs = jnp.einsum("ft,thwcn->fhwcn", s, kept, precision="highest")
+        return group_sparsity({"coeffs": coeffs}, full)
+
+    def step(_, w):
+        return w - learning_rate * jax.grad(objective)(w)
+
+    start = _init_transform_params(spec, kernel.dtype)[name]
+    learned = jax.lax.fori_loop(0, steps, step, start)
+    return _fit_coeffs(kernel, spec, {name: learned})

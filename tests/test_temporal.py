@@ -70,7 +70,7 @@ def test_dct_matrix_is_scipy_orthonormal_dct2(t):
         np.testing.assert_allclose(T.transform_matrix(T.init(jax.random.key(0), spec), spec), s, atol=1e-6)
 
 
-@pytest.mark.parametrize("t", range(1, 7))
+@pytest.mark.parametrize("t", [1, 2, 3, 5])
 @pytest.mark.parametrize("det", [1, -1])
 def test_householder_product_reaches_both_components(t, det):
     q = scipy.stats.ortho_group.rvs(t, random_state=t) if t > 1 else np.eye(1)
@@ -83,8 +83,9 @@ def test_householder_product_reaches_both_components(t, det):
     np.testing.assert_allclose(s, q, atol=1e-6)
 
 
-@pytest.mark.parametrize("transform", LEARNED)
-@pytest.mark.parametrize("init", ["dct", "identity"])
+@pytest.mark.parametrize(
+    "transform, init", [(LEARNED[0], "dct"), (LEARNED[0], "identity"), (LEARNED[1], "identity"), (LEARNED[2], "dct")]
+)
 def test_learned_transforms_start_at_their_init(transform, init):
     spec = _spec(kernel_size=(4, 1, 1), transform=transform, transform_init=init)
     s = T.transform_matrix(T.init(jax.random.key(0), spec), spec)
@@ -156,7 +157,10 @@ def test_frequency_path_matches_numpy_reference():
     np.testing.assert_allclose(y, np_conv(x, kernel, strides=(2, 1, 1), pads=pads), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("transform, conv_kwargs", list(zip(T.TRANSFORMS, CONV_CASES[::-1])))
+@pytest.mark.parametrize(
+    "transform, conv_kwargs",
+    list(zip(("dct", "none", "learned_householder", "learned_cayley", "dct"), CONV_CASES[::-1])),
+)
 def test_pruned_paths_agree(transform, conv_kwargs):
     spec = _spec(transform=transform)
     params, pruned = T.prune(_random_params(spec), spec, p_c=0.4, p_t=1 / 3)
@@ -192,7 +196,7 @@ def test_penalty_gradient_is_finite_at_a_zero_row():
     spec = _spec()
     params = _random_params(spec)
     params["coeffs"] = params["coeffs"].at[1].set(0.0)
-    grads = jax.grad(lambda p: T.penalty(p, spec, lam=1.0, gamma=1.0))(params)
+    grads = jax.jit(jax.grad(lambda p: T.penalty(p, spec, lam=1.0, gamma=1.0)))(params)
     assert all(bool(jnp.all(jnp.isfinite(v))) for v in grads.values())
 
 
@@ -249,6 +253,24 @@ def test_dct_compacts_a_temporally_constant_kernel_exactly():
     np.testing.assert_allclose(_apply(params, x, pruned, precision="highest"), ref, rtol=1e-4, atol=1e-4)
 
 
+def test_fit_transform_learns_a_sparser_transform_than_the_dct():
+    spec = _spec(features=8, in_features=6, transform="learned_householder")
+    rng = np.random.default_rng(4)
+    profile = rng.normal(size=(3, 1, 1, 1, 1))  # one temporal profile: ideal S has it as a row
+    kernel = (profile * rng.normal(size=(1, 3, 3, 6, 8)) + 0.05 * rng.normal(size=spec.kernel_shape)).astype(np.float32)
+    dct, learned = T.fit(kernel, spec), T.fit_transform(kernel, spec, steps=300)
+    np.testing.assert_allclose(T.build_kernel(learned, spec), kernel, atol=1e-5)  # exact unpruned
+    assert float(T.group_sparsity(learned, spec)) < 0.8 * float(T.group_sparsity(dct, spec))
+
+    def pruned_error(params):
+        params, pruned = T.prune(params, spec, p_c=0.0, p_t=2 / 3)
+        return np.linalg.norm(np.asarray(T.build_kernel(params, pruned)) - kernel) / np.linalg.norm(kernel)
+
+    assert pruned_error(learned) < 0.2 < pruned_error(dct)
+    with pytest.raises(ValueError, match="needs a learned transform, got transform='dct'"):
+        T.fit_transform(kernel, dataclasses.replace(spec, transform="dct"))
+
+
 def test_eq13_speedup_and_eq14_compression():
     assert T.speedup(in_features=64, temporal_size=3, p_c=1 / 4, p_t=1 / 3) == pytest.approx(2.0)
     assert T.speedup(in_features=64, temporal_size=3, p_c=5 / 8, p_t=1 / 3) == pytest.approx(4.0)
@@ -276,14 +298,20 @@ def test_num_params_and_ratio():
 
 def test_jit_vmap_grad():
     spec = _spec(kept_rows=(0, 1), kept_channels=(0, 2, 4))
-    params = _random_params(spec)
-    np.testing.assert_allclose(jax.jit(T.build_kernel, static_argnums=1)(params, spec), T.build_kernel(params, spec), atol=1e-6)
-    stacked = jax.tree_util.tree_map(lambda a, b: jnp.stack([a, b]), params, _random_params(spec, seed=1))
+    build = jax.jit(T.build_kernel, static_argnums=1)
+    sets = [_random_params(spec, seed) for seed in range(2)]
+    for params in sets:  # jit against a NumPy rebuild: S_kept^T G scaled by beta, zeros elsewhere
+        s = np.asarray(jax.jit(T.transform_matrix, static_argnums=1)(params, spec), np.float64)
+        kept = np.einsum("ft,fhwcn->thwcn", s[[0, 1]], params["coeffs"]) * np.asarray(params["beta"])[:, None]
+        expect = np.zeros(spec.kernel_shape)
+        expect[:, :, :, [0, 2, 4]] = kept
+        np.testing.assert_allclose(build(params, spec), expect, atol=1e-5)
+    stacked = jax.tree_util.tree_map(lambda a, b: jnp.stack([a, b]), *sets)
     kernels = jax.vmap(T.build_kernel, in_axes=(0, None))(stacked, spec)
-    for i in range(2):
-        one = jax.tree_util.tree_map(lambda a: a[i], stacked)
-        np.testing.assert_allclose(kernels[i], T.build_kernel(one, spec), atol=1e-6)
-    x = _x(spec, (1, 5, 5, 5))
+    for kernel, params in zip(kernels, sets):
+        np.testing.assert_allclose(kernel, build(params, spec), atol=1e-6)
+    params = sets[0]
+    x = _x(spec, (1, 4, 4, 4))
 
     def loss(path):
         return jax.jit(jax.grad(lambda p, x: jnp.sum(T.apply(p, x, spec, path=path, precision="highest") ** 2), argnums=(0, 1)))
@@ -296,7 +324,7 @@ def test_jit_vmap_grad():
 
 
 def test_linen_equals_nnx_and_apply():
-    fields = dict(kernel_size=(3, 3, 3), kept_rows=(0, 2), kept_channels=(0, 2, 3), transform="learned_expm")
+    fields = dict(kernel_size=(3, 3, 3), kept_rows=(0, 2), kept_channels=(0, 2, 3), transform="learned_cayley")
     x = jnp.asarray(RNG.normal(size=(2, 5, 6, 6, 5)), jnp.float32)
     linen = cl.FrequencyConv3D(features=4, strides=(1, 2, 1), **fields)
     variables = linen.init(jax.random.key(0), x)
