@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -131,7 +132,8 @@ def initial_transform(spec: FrequencySpec) -> np.ndarray:
 
 
 def check_params(params: Any, spec: FrequencySpec, *, where: str) -> None:
-    if not isinstance(params, dict):
+    """Raises unless ``params`` holds the spec's arrays with their shapes (extra keys allowed)."""
+    if not isinstance(params, Mapping):
         raise TypeError(f"{where}: params must be a dict, got {type(params).__name__}")
     t = spec.temporal_size
     expected = {"coeffs": spec.coeffs_shape, "beta": (spec.num_channels,)}
