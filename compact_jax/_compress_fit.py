@@ -1,0 +1,256 @@
+"""Dense -> compact parameters (fit) and compact -> dense parameters (fold).
+
+Private helper of :mod:`compact_jax.compress`. Parameter trees are the
+``"params"`` collections of the dense model and of
+:class:`compact_jax.compress.CompactModel`: they differ only at the planned
+convolutions (and the ``shared_basis_<key>`` entries); everything else (batch
+norm, classifier, ...) is copied through.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from compact_jax import basis, temporal
+from compact_jax._compress_plan import LayerPlan, Plan
+
+__all__ = ["fit", "fold", "fit_sliced_basis"]
+
+_HIGHEST = jax.lax.Precision.HIGHEST
+
+
+@functools.cache
+def _jit(fn):
+    """``fn(arrays, spec, *rest)`` jitted with a static spec: one compiled program per layer
+    shape instead of one per primitive (eager JAX compiles every op for every shape)."""
+    return jax.jit(fn, static_argnums=(1,))
+
+
+def _fit_one(module, kernel, spec):
+    return _jit(module.fit)(kernel, spec)
+
+
+@functools.cache
+def _kernel_fn(module):
+    return functools.partial(module.build_kernel, precision=_HIGHEST)
+
+
+def _copy_tree(params: Any) -> dict:
+    params = flax.core.unfreeze(params) if isinstance(params, flax.core.FrozenDict) else params
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be a nested dict (a model's 'params' collection), got {type(params).__name__}")
+    return {k: _copy_tree(v) if isinstance(v, Mapping) else v for k, v in params.items()}
+
+
+def _node(tree: dict, path: str, where: str) -> dict:
+    node = tree
+    for part in path.split("/"):
+        if not isinstance(node, Mapping) or part not in node:
+            raise ValueError(f"{where}: params have no entry for layer {path!r} (missing {part!r})")
+        node = node[part]
+    return node
+
+
+def _set(tree: dict, path: str, value: dict) -> None:
+    *parents, last = path.split("/")
+    node = tree
+    for part in parents:
+        node = node[part]
+    node[last] = value
+
+
+def _expect_keys(node: Mapping, expected: set[str], path: str, where: str, hint: str) -> None:
+    if set(node) != expected:
+        raise ValueError(
+            f"{where}: layer {path!r} has params {sorted(node)}, expected {sorted(expected)} ({hint})"
+        )
+
+
+def _dense_kernel(node: Mapping, entry: LayerPlan, where: str) -> jax.Array:
+    layer = entry.layer
+    _expect_keys(node, {"kernel"} | ({"bias"} if layer.use_bias else set()), entry.path, where,
+                 "a dense conv's kernel and bias: pass the dense model's params")
+    kernel = jnp.asarray(node["kernel"])
+    if kernel.shape != entry.spec.kernel_shape:
+        raise ValueError(
+            f"{where}: layer {entry.path!r} kernel has shape {kernel.shape}, expected {entry.spec.kernel_shape}"
+        )
+    return kernel
+
+
+def _fit_frequency(kernel: jax.Array, entry: LayerPlan) -> tuple[dict, Any]:
+    """FDC3D: exact frequency coefficients, then Algorithm 1's pruning step.
+
+    With pruning, ``beta`` first carries each input channel's filter norm so
+    the ``|beta|`` criterion drops the weakest channels; the kept channels'
+    norms then go back into the coefficients (``beta = 1``) and the rows with
+    the least energy ``V`` are dropped.
+    """
+    spec = entry.spec
+    if entry.prune is None:
+        return _fit_one(temporal, kernel, spec), spec
+    p_c, p_t = entry.prune
+    full = dataclasses.replace(spec, kept_rows=None, kept_channels=None)
+    params = _fit_one(temporal, kernel, full)
+    coeffs = params["coeffs"]
+    norms = jnp.sqrt(jnp.sum(coeffs**2, axis=(0, 1, 2, 4)))
+    safe = jnp.where(norms > 0, norms, 1.0)
+    params = {**params, "coeffs": coeffs / safe[None, None, None, :, None], "beta": norms}
+    params, spec = temporal.prune(params, full, p_c=p_c, p_t=0.0)
+    params = {**params, "coeffs": params["coeffs"] * params["beta"][None, None, None, :, None],
+              "beta": jnp.ones_like(params["beta"])}
+    return temporal.prune(params, spec, p_c=0.0, p_t=p_t)
+
+
+def _columns(spec: basis.BasisSpec) -> np.ndarray:
+    """Column of the ``(kh*kw*P)``-wide basis matrix read by each of the layer's ``kh*kw*p`` columns."""
+    kh, kw = spec.kernel_size
+    p, wide = spec.split_size, spec.basis_in_features
+    start = 0 if spec.basis_slice == "leading" else wide - p
+    taps = np.arange(kh * kw)[:, None] * wide
+    return (taps + start + np.arange(p)[None, :]).reshape(-1)
+
+
+def fit_sliced_basis(
+    kernels: Sequence[jax.Array], specs: Sequence[basis.BasisSpec], *, steps: int = 10
+) -> list[dict]:
+    """One basis for layers using different channel slices of it (DenseNet's sliced sharing).
+
+    Minimises ``sum_l ||W_l - B[slice_l] A_l||_F^2``: starts from the truncated
+    SVD of all filter splits zero-padded to the basis's ``P`` channels, then
+    alternates least squares for the coefficients and the basis (each step
+    never increases the error). With ``m >= kh*kw*P`` the basis spans every
+    filter and the fit is exact.
+
+    Returns:
+      One params dict per layer (``basis`` the same array in each).
+    """
+    first = specs[0]
+    kh, kw, wide, m = first.basis_shape
+    width = kh * kw * wide
+    mats = [np.asarray(basis.splits_matrix(k, s), np.float64) for k, s in zip(kernels, specs)]
+    cols = [_columns(s) for s in specs]
+    padded = np.zeros((sum(a.shape[0] for a in mats), width))
+    row = 0
+    for mat, col in zip(mats, cols):
+        padded[row : row + mat.shape[0], col] = mat
+        row += mat.shape[0]
+    _, _, vt = np.linalg.svd(padded, full_matrices=True)
+    rows = np.zeros((m, width))
+    rows[: min(m, width)] = vt[: min(m, width)]
+    # Columns grouped by the set of layers reading them (same set for a whole channel).
+    read_by = [set(col.tolist()) for col in cols]
+    readers: dict[tuple[int, ...], list[int]] = {}
+    for j in range(width):
+        readers.setdefault(tuple(i for i, cols_i in enumerate(read_by) if j in cols_i), []).append(j)
+    local = [{int(c): k for k, c in enumerate(col)} for col in cols]
+    # A basis spanning all kh*kw*P directions already fits every slice exactly.
+    for _ in range(steps if m < width else 0):
+        coefs = [np.linalg.lstsq(rows[:, col].T, mat.T, rcond=None)[0].T for mat, col in zip(mats, cols)]
+        for key, js in readers.items():
+            if not key:
+                continue
+            gram = sum(coefs[i].T @ coefs[i] for i in key)
+            rhs = sum(coefs[i].T @ mats[i][:, [local[i][j] for j in js]] for i in key)
+            rows[:, js] = np.linalg.lstsq(gram, rhs, rcond=None)[0]
+    dtype = jnp.asarray(kernels[0]).dtype
+    basis_hwpm = jnp.asarray(np.transpose(rows.reshape(m, kh, kw, wide), (1, 2, 3, 0)), dtype)
+    return [_jit(_fit_coefficients)(k, s, basis_hwpm) for k, s in zip(kernels, specs)]
+
+
+def _fit_coefficients(kernel: jax.Array, spec: basis.BasisSpec, basis_array: jax.Array) -> dict:
+    return basis.fit_coefficients(kernel, spec, basis_array)
+
+
+def _fit_group(kernels: list, specs: list, steps: int) -> list[dict]:
+    if all(s.split_size == s.basis_in_features for s in specs):
+        return jax.jit(basis.fit_shared, static_argnums=(1,))(kernels, tuple(specs))
+    return fit_sliced_basis(kernels, specs, steps=steps)
+
+
+def fit(plan: Plan, params: Any, *, steps: int = 10) -> tuple[Plan, dict]:
+    """Compact parameters for dense ones; see :func:`compact_jax.compress.fit`."""
+    where = "compress.fit"
+    source = _copy_tree(params)
+    out = _copy_tree(params)
+    specs = {}
+    for entry in plan.layers:
+        if entry.share is not None:
+            continue
+        node = _node(source, entry.path, where)
+        kernel = _dense_kernel(node, entry, where)
+        if entry.method == "fdc3d":
+            compact, spec = _fit_frequency(kernel, entry)
+            if spec != entry.spec:
+                specs[entry.path] = spec
+        else:
+            compact = _fit_one(entry.entry.module, kernel, entry.spec)
+        if "bias" in node:
+            compact["bias"] = node["bias"]
+        _set(out, entry.path, compact)
+    for group in plan.shared:
+        members = [plan.layer(path) for path in group.members]
+        nodes = [_node(source, m.path, where) for m in members]
+        kernels = [_dense_kernel(node, m, where) for node, m in zip(nodes, members)]
+        fitted = _fit_group(kernels, [m.spec for m in members], steps)
+        out[group.module_name] = {"basis": fitted[0]["basis"]}
+        for member, node, compact in zip(members, nodes, fitted):
+            compact = {k: v for k, v in compact.items() if k != "basis"}
+            if "bias" in node:
+                compact["bias"] = node["bias"]
+            _set(out, member.path, compact)
+    return plan.with_specs(specs), out
+
+
+def _compact_kernel(entry: LayerPlan, compact: dict, where: str) -> tuple[jax.Array, jax.Array | None]:
+    spec = entry.spec
+    if entry.method == "basis":
+        if spec.coef_kernel_size != (1, 1):
+            raise ValueError(
+                f"{where}: layer {entry.path!r} uses a {spec.coef_kernel_size} coefficient conv, so it is two "
+                f"convolutions with no single {spec.kernel_size} kernel and cannot be folded into the dense model"
+            )
+        bias = basis.build_bias(compact, spec, precision=_HIGHEST) if spec.basis_bias else None
+        return _jit(_kernel_fn(basis))(compact, spec), bias
+    return _jit(_kernel_fn(entry.entry.module))(compact, spec), None
+
+
+def fold(plan: Plan, params: Any) -> dict:
+    """Dense parameters for compact ones; see :func:`compact_jax.compress.fold`."""
+    where = "compress.fold"
+    source = _copy_tree(params)
+    out = _copy_tree(params)
+    for group in plan.shared:
+        if group.module_name not in source:
+            raise ValueError(f"{where}: params lack the shared basis {group.module_name!r}")
+    for entry in plan.layers:
+        node = _node(source, entry.path, where)
+        compact = {k: v for k, v in node.items() if k != "bias"}
+        if entry.share is not None:
+            compact["basis"] = source[plan.shared_basis(entry.share).module_name]["basis"]
+        shapes = jax.eval_shape(lambda k, s=entry.spec: entry.entry.module.init(k, s), jax.random.key(0))
+        _expect_keys(compact, set(shapes), entry.path, where,
+                     f"the {entry.method} layer's params: pass the compact model's params")
+        kernel, extra_bias = _compact_kernel(entry, compact, where)
+        folded = {"kernel": kernel}
+        bias = node.get("bias")
+        if extra_bias is not None:
+            if bias is None:
+                raise ValueError(
+                    f"{where}: layer {entry.path!r} has a basis bias but the dense layer has no bias to hold it"
+                )
+            bias = bias + extra_bias
+        if bias is not None:
+            folded["bias"] = bias
+        _set(out, entry.path, folded)
+    for group in plan.shared:
+        del out[group.module_name]
+    return out
