@@ -84,18 +84,30 @@ class Checkpointer:
         self._manager.close()
 
 
+def _on_one_device(metadata_tree: Any) -> Any:
+    """Restore targets placing every saved array on this process's first device.
+
+    Lets a checkpoint written on 8 devices be read on 1 (Orbax otherwise
+    insists on the saved topology).
+    """
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    return jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), metadata_tree)
+
+
 def load_state(directory: str, step: int | None = None) -> dict:
-    """The ``state`` item of a train checkpoint as host NumPy arrays (latest if ``step`` is None).
+    """The ``state`` item of a train checkpoint on one device (latest step if ``step`` is None).
 
     Raises:
       FileNotFoundError: ``directory`` holds no complete checkpoint.
     """
     options = ocp.CheckpointManagerOptions(read_only=True, create=False)
-    with ocp.CheckpointManager(os.path.abspath(directory), options=options) as manager:
+    handlers = {"state": ocp.StandardCheckpointHandler()}
+    with ocp.CheckpointManager(os.path.abspath(directory), options=options, item_handlers=handlers) as manager:
         step = manager.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"no complete checkpoint in {directory}")
-        return manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
+        target = _on_one_device(manager.item_metadata(step).state.tree)
+        return manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))).state
 
 
 def export(path: str, tree: Any) -> None:
@@ -105,6 +117,7 @@ def export(path: str, tree: Any) -> None:
 
 
 def load_export(path: str) -> Any:
-    """Reads a tree written by :func:`export` as NumPy-backed arrays."""
+    """Reads a tree written by :func:`export` onto one device, whatever devices wrote it."""
+    path = os.path.abspath(path)
     with ocp.StandardCheckpointer() as checkpointer:
-        return checkpointer.restore(os.path.abspath(path))
+        return checkpointer.restore(path, _on_one_device(checkpointer.metadata(path).item_metadata.tree))

@@ -97,7 +97,7 @@ def make_train_step(
         finite = jnp.isfinite(loss)
         for leaf in jax.tree.leaves(params):
             finite &= jnp.all(jnp.isfinite(leaf))
-        metrics = dict(metrics, loss=loss, grad_norm=optax.global_norm(grads), finite=finite)
+        metrics = dict(metrics, loss=loss, grad_norm=optax.tree.norm(grads), finite=finite)
         if schedule is not None:
             metrics["lr"] = schedule(state["step"])
         new_state = {"step": step, "params": params, "model_state": model_state, "opt_state": opt_state}

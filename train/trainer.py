@@ -112,6 +112,7 @@ def train(config, workdir: str | None = None, *, desc: str = "train") -> Result:
         state = ckpt.restore(start, state, iterator)
     writer = Writer(workdir, total_steps=total, initial_step=start or 0, tensorboard=tc.tensorboard,
                     progress=tc.progress, desc=desc)
+    writer.event(start or 0, "start", devices=jax.device_count(), processes=jax.process_count(), config=config.get("name"))
     if start is not None:
         writer.event(start, "resume", checkpoint=ckpt.directory)
     train_step = steps.make_train_step(

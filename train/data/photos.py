@@ -24,23 +24,27 @@ TEST_PHOTOS = ("chelsea", "motorcycle_left")
 
 @functools.cache
 def _photo(name: str) -> np.ndarray:
-    """``(H, W, 3)`` float32 in ``[0, 1]``."""
+    """``(H, W, 3)`` uint8."""
     import skimage.data
 
     image = skimage.data.stereo_motorcycle()[0] if name == "motorcycle_left" else getattr(skimage.data, name)()
-    return (np.asarray(image[..., :3], np.float32) / 255.0).copy()
+    return np.ascontiguousarray(image[..., :3], np.uint8)
 
 
 @functools.cache
 def _pair(name: str, scale: int) -> tuple[np.ndarray, np.ndarray]:
-    """High-resolution photo cropped to a multiple of ``scale`` and its bicubic downscale."""
-    from skimage.transform import resize
+    """High-resolution photo cropped to a multiple of ``scale`` and its bicubic downscale, in ``[0, 1]``.
+
+    PIL's antialiased bicubic, as MATLAB's ``imresize`` used to make DIV2K's
+    low-resolution images.
+    """
+    from PIL import Image
 
     hr = _photo(name)
     h, w = (hr.shape[0] // scale) * scale, (hr.shape[1] // scale) * scale
     hr = hr[:h, :w]
-    lr = resize(hr, (h // scale, w // scale), order=3, anti_aliasing=True, mode="reflect")
-    return hr, np.clip(lr, 0.0, 1.0).astype(np.float32)
+    lr = np.asarray(Image.fromarray(hr).resize((w // scale, h // scale), Image.BICUBIC))
+    return hr.astype(np.float32) / 255.0, lr.astype(np.float32) / 255.0
 
 
 def _random_patch(element, rng: np.random.Generator, *, pairs, scale: int, lr_patch: int):

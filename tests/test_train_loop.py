@@ -1,0 +1,108 @@
+"""train.trainer in-process: learning, smoke runs of the digits configs, NaN handling, other tasks."""
+
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from train import checkpoint, trainer
+from train import config as config_lib
+from train.errors import NonFiniteLossError
+from train.models import available_methods
+from train.writers import read_jsonl
+
+# Tiny settings shared by the tests: 8x8 digits, no progress bars or TensorBoard.
+TINY = ["data.kwargs.image_size=8", "train.progress=False", "train.tensorboard=False"]
+# Shallower ResNets compile faster: one stage (stem, one block, classifier) for
+# tests of the loop, two stages (a strided compact conv and shortcut) for the configs.
+ONE_STAGE = ["model.kwargs.stage_sizes=(1,)", "model.kwargs.widths=(16,)"]
+TWO_STAGES = ["model.kwargs.stage_sizes=(1, 1)", "model.kwargs.widths=(16, 32)"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def compilation_cache(tmp_path_factory):
+    """A persistent XLA cache for this module: runs repeating a program skip its compilation."""
+    settings = {
+        "jax_compilation_cache_dir": str(tmp_path_factory.mktemp("xla_cache")),
+        "jax_persistent_cache_min_compile_time_secs": 0.0,
+        "jax_persistent_cache_min_entry_size_bytes": 0,
+    }
+    previous = {key: getattr(jax.config, key) for key in settings}
+    for key, value in settings.items():
+        jax.config.update(key, value)
+    yield
+    for key, value in previous.items():
+        jax.config.update(key, value)
+
+
+def test_loss_decreases_on_embedded_digits(tmp_path):
+    config = config_lib.load("digits_dense:runlocal", TINY + ONE_STAGE + [
+        "train.steps=60", "data.batch_size=32", "optimizer.lr=0.2", "optimizer.warmup_steps=0", "train.checkpoint_every=0"])
+    result = trainer.train(config, str(tmp_path))
+    losses = [r["loss"] for r in read_jsonl(tmp_path / "metrics.jsonl") if r.get("kind") == "train"]
+    assert len(losses) == 60
+    assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:5])
+    assert result.metrics["accuracy"] > 0.4  # 10 classes: chance is 0.1
+    assert result.steps_run == 60 and result.resumed_from is None
+    evals = [r for r in read_jsonl(tmp_path / "metrics.jsonl") if r.get("kind") == "eval"]
+    assert evals[-1]["step"] == 60 and evals[-1]["accuracy"] == pytest.approx(result.metrics["accuracy"])
+
+
+@pytest.mark.parametrize("method", [m for m in ("dense", "filtermap", "basis", "cos", "cheb") if m in available_methods()])
+def test_digits_config_smoke_one_step_then_resume_to_a_few(method, tmp_path):
+    """One step, then the same command with more steps resumes from its final checkpoint.
+
+    A constant learning rate keeps the two runs' programs identical (the
+    second one is served by the compilation cache).
+    """
+    name = f"digits_{method}:runlocal"
+    constant = TINY + TWO_STAGES + ["optimizer.schedule=constant", "optimizer.warmup_steps=0"]
+    one = trainer.train(config_lib.load(name, constant + ["train.steps=1"]), str(tmp_path))
+    assert one.steps_run == 1 and int(one.state["step"]) == 1
+    few = trainer.train(config_lib.load(name, constant + ["train.steps=4"]), str(tmp_path))
+    assert few.resumed_from == 1 and few.steps_run == 3 and int(few.state["step"]) == 4
+    assert 0.0 <= few.metrics["accuracy"] <= 1.0
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(few.state["params"]))
+    exported = checkpoint.load_export(os.path.join(tmp_path, "export"))
+    jax.tree.map(np.testing.assert_array_equal, exported["params"], jax.device_get(few.state["params"]))
+    assert os.path.isdir(tmp_path / "tensorboard") is False  # disabled by TINY
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    config = config_lib.load("digits_dense:runlocal", TINY + ONE_STAGE + ["train.checkpoint_every=2", "debug_nan_at_step=5"])
+    with pytest.raises(NonFiniteLossError, match=r"at step 5; last good checkpoint: step 4 in .*checkpoints$"):
+        trainer.train(config, str(tmp_path))
+    state = checkpoint.load_state(str(tmp_path / "checkpoints"))
+    assert int(state["step"]) == 4
+    assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(state))
+    assert not (tmp_path / "export").exists()
+
+
+def test_huge_learning_rate_diverges_with_the_same_error(tmp_path):
+    config = config_lib.load("digits_dense:runlocal", TINY + ONE_STAGE + [
+        "optimizer.lr=1e30", "optimizer.warmup_steps=0", "train.checkpoint_every=0"])
+    with pytest.raises(NonFiniteLossError, match=r"at step \d+; no checkpoints"):
+        trainer.train(config, None)
+
+
+def test_super_resolution_task_trains_and_reports_psnr_and_ssim():
+    sr = config_lib.load("digits_dense:runlocal", TINY[1:] + [
+        "data.name=photos_sr", "data.kwargs={}", "data.kwargs.patch_size=8", "data.kwargs.test_tile=16",
+        "model.name=edsr", "model.kwargs={}", "model.kwargs.scale=2", "model.kwargs.num_blocks=1",
+        "model.kwargs.features=8", "train.steps=2", "data.batch_size=4", "data.eval_batch_size=16",
+        "optimizer.name=adam", "optimizer.lr=1e-3", "train.checkpoint_every=0",
+    ])
+    result = trainer.train(sr, None)
+    assert {"psnr", "ssim", "loss"} <= set(result.metrics) and 5.0 < result.metrics["psnr"] < 60.0
+    assert -1.0 <= result.metrics["ssim"] <= 1.0
+
+
+def test_segmentation_task_trains_and_reports_dice():
+    seg = config_lib.load("digits_dense:runlocal", TINY[1:] + [
+        "data.name=volumes", "data.kwargs={}", "data.kwargs.size=8", "data.kwargs.num_train=8", "data.kwargs.num_test=3",
+        "model.name=resunet3d", "model.kwargs={}", "model.kwargs.widths=(4,)", "train.steps=2", "data.batch_size=4",
+        "data.eval_batch_size=2", "train.checkpoint_every=0",
+    ])
+    result = trainer.train(seg, None)
+    assert 0.0 <= result.metrics["dice"] <= 1.0 and {"dice_0", "dice_1", "dice_2"} <= set(result.metrics)

@@ -1,0 +1,120 @@
+"""``python -m train`` in subprocesses: 1 vs 8 devices, and kill -9 then resume.
+
+The device count is fixed when JAX starts, so each run is its own process
+(``XLA_FLAGS=--xla_force_host_platform_device_count=N``). The runs share a
+persistent XLA cache so the 1-device runs compile once.
+"""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from train import checkpoint
+from train.writers import read_jsonl
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STEPS = 30
+COMMAND = [sys.executable, "-m", "train", "--config", "digits_dense:runlocal"] + sum(
+    (
+        ["--set", item]
+        for item in (
+            "data.kwargs.image_size=8",
+            "model.kwargs.stage_sizes=(1,)",
+            "model.kwargs.widths=(16,)",
+            f"train.steps={STEPS}",
+            "train.checkpoint_every=3",
+            "train.log_every=1",
+            "train.progress=False",
+            "train.tensorboard=False",
+        )
+    ),
+    [],
+)
+
+
+def _launch(workdir, devices: int, cache) -> subprocess.Popen:
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()
+    env.update(
+        JAX_PLATFORMS="cpu",
+        JAX_COMPILATION_CACHE_DIR=str(cache),
+        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+    )
+    return subprocess.Popen(
+        COMMAND + ["--workdir", str(workdir)], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _finish(process: subprocess.Popen) -> None:
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 0, f"training failed:\n{out}\n{err[-3000:]}"
+
+
+def _params(workdir):
+    return checkpoint.load_export(os.path.join(workdir, "export"))["params"]
+
+
+def _assert_close(actual, desired, *, rtol):
+    """Each leaf within ``rtol`` of its largest magnitude (float32 reduction-order noise)."""
+
+    def check(a, b):
+        a, b = np.asarray(a), np.asarray(b)
+        np.testing.assert_array_less(np.abs(a - b).max(), rtol * np.abs(b).max() + 1e-12)
+
+    jax.tree.map(check, actual, desired)
+
+
+def _events(workdir, name):
+    return [r for r in read_jsonl(os.path.join(workdir, "metrics.jsonl")) if r.get("event") == name]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Workdir of an uninterrupted 1-device run, and the shared compilation cache."""
+    root = tmp_path_factory.mktemp("runs")
+    cache = root / "xla_cache"
+    _finish(_launch(root / "reference", 1, cache))
+    return root, cache
+
+
+def test_eight_devices_give_the_parameters_of_one(runs):
+    root, cache = runs
+    _finish(_launch(root / "eight", 8, cache))
+    assert _events(root / "eight", "start")[0]["devices"] == 8
+    assert _events(root / "reference", "start")[0]["devices"] == 1
+    # Batch statistics are global: 8 shards of 2 examples give the numbers of one batch of 16.
+    _assert_close(_params(root / "eight"), _params(root / "reference"), rtol=2e-5)
+
+
+def test_kill_9_then_rerun_resumes_and_matches_an_uninterrupted_run(runs):
+    root, cache = runs
+    workdir = root / "killed"
+    kill_at = random.Random(os.getpid()).randint(5, STEPS - 10)
+    process = _launch(workdir, 1, cache)
+    log = workdir / "metrics.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        steps = [r["step"] for r in read_jsonl(log) if r.get("kind") == "train"] if log.exists() else []
+        if steps and steps[-1] >= kill_at:
+            break
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    assert process.returncode == -signal.SIGKILL, f"the run ended before the kill at step {kill_at}"
+    last = max(r["step"] for r in read_jsonl(log) if r.get("kind") == "train")
+    assert last < STEPS and not (workdir / "export").exists()
+    saved = [int(d) for d in os.listdir(workdir / "checkpoints") if d.isdigit()]
+    assert saved and max(saved) <= last
+
+    _finish(_launch(workdir, 1, cache))
+    resumed = _events(workdir, "resume")
+    assert [r["step"] for r in resumed] == [max(saved)], f"killed after step {last}, checkpoints {sorted(saved)}"
+    _assert_close(_params(workdir), _params(root / "reference"), rtol=1e-6)
