@@ -1,0 +1,124 @@
+"""FDC3D's frequency-domain path against dense 3-D convolutions, 3D-ResNet-18 layer shape.
+
+Run: ``python -m compact_jax.bench.fdc3d``. The layer is 3D-ResNet-18's
+second-stage conv: a 3x3x3 conv 64 -> 64 on 16x56x56 clips, batch 4, SAME
+padding, stride 1. Rows:
+
+* dense conv3d through XLA's 3-D convolution (``impl="xla"``);
+* dense conv3d lowered to 2-D convolutions over frames (``impl="frames"``);
+* FDC3D pruned with ``(p_c, p_t) = (1/4, 1/3)`` and ``(5/8, 1/3)`` (the
+  paper's 2x and 4x settings), frequency path (Eq. 5).
+
+Speed-ups are against the faster dense row, beside Eq. (13)'s ``c t / (c' t')``.
+The train step is forward + backward of ``mean(y ** 2)`` w.r.t. the weights
+and the input, as inside a network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from fractions import Fraction
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from compact_jax import temporal
+from compact_jax.bench._timing import print_table, time_jitted
+from compact_jax.conv import conv
+
+__all__ = ["fdc3d_rows", "main"]
+
+HEADER = (
+    "layer", "fwd ms", "train ms", "fwd speed-up", "train speed-up", "Eq.13 speed-up",
+    "MAC ratio", "param ratio",
+)
+SETTINGS = ((Fraction(1, 4), Fraction(1, 3)), (Fraction(5, 8), Fraction(1, 3)))
+
+
+def _seconds(apply: Callable, weights, x, *, repeats: int, backward: bool) -> tuple[float, float]:
+    def loss(w, x):
+        return jnp.mean(apply(w, x) ** 2)
+
+    fwd = time_jitted(jax.jit(apply), weights, x, repeats=repeats)
+    if not backward:
+        return fwd, float("nan")
+    return fwd, time_jitted(jax.jit(jax.grad(loss, argnums=(0, 1))), weights, x, repeats=repeats)
+
+
+def _pruned_layer(spec: temporal.FrequencySpec, kernel, beta, p_c: Fraction, p_t: Fraction):
+    params = temporal.fit(kernel, spec)
+    params["beta"] = beta
+    return temporal.prune(params, spec, p_c=float(p_c), p_t=float(p_t))
+
+
+def fdc3d_rows(
+    *,
+    batch: int = 4,
+    frames: int = 16,
+    size: int = 56,
+    channels: int = 64,
+    temporal_size: int = 3,
+    repeats: int = 3,
+    backward: bool = True,
+) -> list[tuple]:
+    """Times the dense and pruned FDC3D layers on one input.
+
+    Returns:
+      Rows ``(layer, fwd_ms, train_ms, fwd_speedup, train_speedup,
+      eq13_speedup, mac_ratio, param_ratio)``; speed-ups are the faster dense
+      time over the row's time (``nan`` train columns when ``backward`` is
+      false); ``mac_ratio`` = the row's multiply-adds (projection included) /
+      dense; ``param_ratio`` = the row's weights / dense.
+    """
+    key_x, key_k, key_b = jax.random.split(jax.random.key(0), 3)
+    spec = temporal.FrequencySpec(
+        features=channels, in_features=channels, kernel_size=(temporal_size, 3, 3)
+    )
+    x = jax.random.normal(key_x, (batch, frames, size, size, channels))
+    kernel = jax.random.normal(key_k, spec.kernel_shape) / np.sqrt(27 * channels)
+    beta = jax.random.uniform(key_b, (channels,), minval=0.5, maxval=1.5)
+    out_positions = batch * frames * size * size
+    dense_macs = out_positions * 9 * temporal_size * channels * channels
+
+    measured = []
+    for impl in ("xla", "frames"):
+        def dense_apply(k, x, impl=impl):
+            return conv(x, k, impl=impl)
+
+        times = _seconds(dense_apply, kernel, x, repeats=repeats, backward=backward)
+        measured.append((f"dense conv3d ({impl})", *times, 1.0, 1.0, 1.0))
+    for p_c, p_t in SETTINGS:
+        params, pruned = _pruned_layer(spec, kernel, beta, p_c, p_t)
+
+        def freq_apply(p, x, pruned=pruned):
+            return temporal.apply(p, x, pruned, path="frequency")
+
+        times = _seconds(freq_apply, params, x, repeats=repeats, backward=backward)
+        maps = pruned.num_channels * pruned.num_rows
+        macs = out_positions * maps * (9 * channels + temporal_size)
+        eq13 = temporal.speedup(
+            in_features=channels, temporal_size=temporal_size, p_c=float(p_c), p_t=float(p_t)
+        )
+        measured.append((
+            f"FDC3D p_c={p_c} p_t={p_t} (c'={pruned.num_channels}, t'={pruned.num_rows})",
+            *times, eq13, macs / dense_macs, temporal.num_params(pruned) / spec.dense_num_params,
+        ))
+    best_fwd = min(row[1] for row in measured[:2])
+    best_train = min(row[2] for row in measured[:2])
+    return [
+        (name, 1e3 * fwd, 1e3 * train, best_fwd / fwd, best_train / train, eq13, macs, params)
+        for name, fwd, train, eq13, macs, params in measured
+    ]
+
+
+def main() -> None:
+    print_table(
+        HEADER,
+        fdc3d_rows(),
+        title="FDC3D vs dense conv3d: 3x3x3 64->64, 4x16x56x56 input (speed-ups vs faster dense)",
+    )
+
+
+if __name__ == "__main__":
+    main()
