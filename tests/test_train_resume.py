@@ -94,22 +94,27 @@ def test_eight_devices_give_the_parameters_of_one(runs):
     _assert_close(_params(root / "eight"), _params(root / "reference"), rtol=2e-5)
 
 
+def _signal_at_step(process: subprocess.Popen, workdir, step: int, signum: int) -> None:
+    """Sends ``signum`` once the run has logged ``step``."""
+    log = workdir / "metrics.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        logged = [r["step"] for r in read_jsonl(log) if r.get("kind") == "train"] if log.exists() else []
+        if logged and logged[-1] >= step:
+            break
+        time.sleep(0.005)
+    process.send_signal(signum)
+
+
 def test_kill_9_then_rerun_resumes_and_matches_an_uninterrupted_run(runs):
     root, cache = runs
     workdir = root / "killed"
     kill_at = random.Random(os.getpid()).randint(5, STEPS - 10)
     process = _launch(workdir, 1, cache)
-    log = workdir / "metrics.jsonl"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and process.poll() is None:
-        steps = [r["step"] for r in read_jsonl(log) if r.get("kind") == "train"] if log.exists() else []
-        if steps and steps[-1] >= kill_at:
-            break
-        time.sleep(0.005)
-    process.send_signal(signal.SIGKILL)
+    _signal_at_step(process, workdir, kill_at, signal.SIGKILL)
     process.communicate()
     assert process.returncode == -signal.SIGKILL, f"the run ended before the kill at step {kill_at}"
-    last = max(r["step"] for r in read_jsonl(log) if r.get("kind") == "train")
+    last = max(r["step"] for r in read_jsonl(workdir / "metrics.jsonl") if r.get("kind") == "train")
     assert last < STEPS and not (workdir / "export").exists()
     saved = [int(d) for d in os.listdir(workdir / "checkpoints") if d.isdigit()]
     assert saved and max(saved) <= last
@@ -117,4 +122,20 @@ def test_kill_9_then_rerun_resumes_and_matches_an_uninterrupted_run(runs):
     _finish(_launch(workdir, 1, cache))
     resumed = _events(workdir, "resume")
     assert [r["step"] for r in resumed] == [max(saved)], f"killed after step {last}, checkpoints {sorted(saved)}"
+    _assert_close(_params(workdir), _params(root / "reference"), rtol=1e-6)
+
+
+def test_sigterm_saves_where_it_stops_and_the_rerun_finishes_identically(runs):
+    root, cache = runs
+    workdir = root / "terminated"
+    process = _launch(workdir, 1, cache)
+    _signal_at_step(process, workdir, 7, signal.SIGTERM)
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err[-3000:]
+    stopped = _events(workdir, "stopped")
+    assert len(stopped) == 1 and stopped[0]["step"] < STEPS
+    assert f"stopped by SIGTERM at step {stopped[0]['step']}" in out
+    assert stopped[0]["step"] in [int(d) for d in os.listdir(workdir / "checkpoints") if d.isdigit()]
+    _finish(_launch(workdir, 1, cache))
+    assert [r["step"] for r in _events(workdir, "resume")] == [stopped[0]["step"]]
     _assert_close(_params(workdir), _params(root / "reference"), rtol=1e-6)

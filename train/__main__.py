@@ -45,6 +45,9 @@ def _run_config(args) -> None:
     workdir = args.workdir or f"runs/{args.config.replace(':', '_')}"
     result = trainer.train(config, workdir, desc=args.config)
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items() if isinstance(v, float))
+    if result.stopped:
+        print(f"{args.config}: stopped by SIGTERM at step {int(result.state['step'])}; run the same command to resume")
+        return
     resumed = f", resumed from step {result.resumed_from}" if result.resumed_from is not None else ""
     print(f"{args.config}: {result.num_params} params, {metrics}{resumed}; workdir {workdir}")
 

@@ -12,6 +12,7 @@ SIGTERM (single process) saves a checkpoint at the next step and stops.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import signal
 import statistics
@@ -41,6 +42,7 @@ class Result:
       step_time: median seconds per train step (compilation excluded).
       steps_run: steps executed by this invocation (0 if already complete).
       resumed_from: checkpoint step resumed from, or None.
+      stopped: stopped early by SIGTERM (metrics empty; re-run to resume).
     """
 
     state: Any
@@ -49,9 +51,10 @@ class Result:
     step_time: float
     steps_run: int
     resumed_from: int | None
+    stopped: bool = False
 
 
-def evaluate(eval_step, task: tasks.Task, state, dataset, mesh, *, batch_size: int, num_threads: int = 0) -> dict:
+def evaluate(eval_step, task: tasks.Task, state, *, dataset, mesh, batch_size: int, num_threads: int = 0) -> dict:
     """Runs ``eval_step`` over every held-out example; returns ``task.summarize`` of the sums."""
     total = None
     for local in data.eval_batches(dataset, global_batch_size=batch_size, num_threads=num_threads):
@@ -83,6 +86,15 @@ def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
+def _checkpointer(config, workdir: str | None) -> Checkpointer | None:
+    tc = config.train
+    if not workdir or not tc.checkpoint_every:
+        return None
+    return Checkpointer(
+        os.path.join(workdir, "checkpoints"), every=tc.checkpoint_every, keep=tc.keep_checkpoints, async_save=tc.async_checkpoint
+    )
+
+
 def train(config, workdir: str | None = None, *, desc: str = "train") -> Result:
     """Trains ``config`` (see :mod:`train.configs`); logs and checkpoints go to ``workdir``.
 
@@ -103,15 +115,11 @@ def train(config, workdir: str | None = None, *, desc: str = "train") -> Result:
     iterator = data.train_iterator(
         dataset, global_batch_size=config.data.batch_size, seed=config.seed, num_threads=config.data.num_threads
     )
-    ckpt = None
-    if workdir and tc.checkpoint_every:
-        ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), every=tc.checkpoint_every, keep=tc.keep_checkpoints,
-                            async_save=tc.async_checkpoint)
+    ckpt = _checkpointer(config, workdir)
     start = ckpt.latest_step() if ckpt else None
     if start is not None:
         state = ckpt.restore(start, state, iterator)
-    writer = Writer(workdir, total_steps=total, initial_step=start or 0, tensorboard=tc.tensorboard,
-                    progress=tc.progress, desc=desc)
+    writer = Writer(workdir, total_steps=total, initial_step=start or 0, tensorboard=tc.tensorboard, progress=tc.progress, desc=desc)
     writer.event(start or 0, "start", devices=jax.device_count(), processes=jax.process_count(), config=config.get("name"))
     if start is not None:
         writer.event(start, "resume", checkpoint=ckpt.directory)
@@ -120,15 +128,16 @@ def train(config, workdir: str | None = None, *, desc: str = "train") -> Result:
         nan_at_step=config.get("debug_nan_at_step"),
     )
     eval_step = steps.make_eval_step(model, task, mesh)
-    stop, times = _StopRequest(), []
-    first = (start or 0) + 1
+    run_eval = functools.partial(evaluate, eval_step, task, dataset=dataset, mesh=mesh, batch_size=config.data.eval_batch_size)
+    stop, times, results = _StopRequest(), [], {}
     try:
-        batch = next(iterator) if first <= total else None
-        for step in range(first, total + 1):
+        batch = next(iterator) if (start or 0) < total else None
+        for step in range((start or 0) + 1, total + 1):
             tick = time.perf_counter()
             state, metrics = train_step(state, sharding.global_batch(batch, mesh))
-            save_due = ckpt is not None and (step == total or stop.requested or ckpt.should_save(step))
-            if not save_due and step < total:
+            stopping = stop.requested or step == total
+            save_due = ckpt is not None and (stopping or ckpt.should_save(step))
+            if not save_due and not stopping:
                 batch = next(iterator)  # read the next batch while the step runs
             metrics = jax.device_get(metrics)
             if not metrics["finite"]:
@@ -138,18 +147,20 @@ def train(config, workdir: str | None = None, *, desc: str = "train") -> Result:
                 writer.write(step, {k: v for k, v in metrics.items() if k != "finite"})
             writer.progress(step, loss=float(metrics["loss"]), examples_per_step=config.data.batch_size)
             if save_due:
-                ckpt.save(step, state, iterator, force=step == total or stop.requested)
-                if step < total:
+                ckpt.save(step, state, iterator, force=stopping)
+                if not stopping:
                     batch = next(iterator)
-            if tc.eval_every and step % tc.eval_every == 0 and step < total:
-                writer.write(step, evaluate(eval_step, task, state, dataset, mesh, batch_size=config.data.eval_batch_size), kind="eval")
-            if stop.requested:
-                writer.event(step, "stopped", reason="SIGTERM")
+            if stopping:
                 break
-        results = evaluate(eval_step, task, state, dataset, mesh, batch_size=config.data.eval_batch_size)
-        writer.write(int(state["step"]), results, kind="eval")
-        if workdir and not stop.requested:
-            export(os.path.join(workdir, "export"), {"params": state["params"], "model_state": state["model_state"]})
+            if tc.eval_every and step % tc.eval_every == 0:
+                writer.write(step, run_eval(state), kind="eval")
+        if stop.requested:  # preempted: leave quickly, the checkpoint is written
+            writer.event(int(state["step"]), "stopped", reason="SIGTERM")
+        else:
+            results = run_eval(state)
+            writer.write(int(state["step"]), results, kind="eval")
+            if workdir:
+                export(os.path.join(workdir, "export"), {"params": state["params"], "model_state": state["model_state"]})
     finally:
         stop.restore()
         if ckpt is not None:
@@ -163,6 +174,7 @@ def train(config, workdir: str | None = None, *, desc: str = "train") -> Result:
         step_time=statistics.median(times[1:]) if len(times) > 1 else float("nan"),
         steps_run=len(times),
         resumed_from=start,
+        stopped=stop.requested,
     )
 
 
