@@ -153,8 +153,14 @@ def fit_sliced_basis(
         readers.setdefault(tuple(i for i, cols_i in enumerate(read_by) if j in cols_i), []).append(j)
     local = [{int(c): k for k, c in enumerate(col)} for col in cols]
     # A basis spanning all kh*kw*P directions already fits every slice exactly.
+    total = sum(np.sum(mat**2) for mat in mats)
+    previous = np.inf
     for _ in range(steps if m < width else 0):
         coefs = [np.linalg.lstsq(rows[:, col].T, mat.T, rcond=None)[0].T for mat, col in zip(mats, cols)]
+        error = sum(np.sum((mat - a @ rows[:, col]) ** 2) for mat, a, col in zip(mats, coefs, cols))
+        if error <= 1e-12 * total or error > (1 - 1e-6) * previous:
+            break  # exact, or no longer improving
+        previous = error
         for key, js in readers.items():
             if not key:
                 continue

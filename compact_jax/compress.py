@@ -78,8 +78,8 @@ __all__ = [
 
 def resolve(
     policy: Policy,
-    model: nn.Module,
-    input_shape: Sequence[int],
+    model: nn.Module | ModelTrace,
+    input_shape: Sequence[int] | None = None,
     *,
     call_kwargs: Mapping[str, Any] | None = None,
 ) -> Plan:
@@ -88,11 +88,12 @@ def resolve(
     Args:
       policy: the rules.
       model: a Linen model with a ``conv`` factory field (every
-        :mod:`compact_jax.models` network).
+        :mod:`compact_jax.models` network), or a :class:`ModelTrace` from
+        :func:`trace_model` to resolve several policies on one trace.
       input_shape: ``(N, *spatial, C)`` of a model input; it fixes the channel
-        counts (and the multiply-add counts of reports).
+        counts (and the multiply-add counts of reports). Not with a trace.
       call_kwargs: keyword arguments of the model call; default
-        ``{"train": False}``.
+        ``{"train": False}``. Not with a trace.
 
     Raises:
       ValueError / TypeError: naming the rule or layer at fault: a rule that
@@ -100,6 +101,12 @@ def resolve(
         its kernel, a FilterMap grid that does not fit, ...), or a shared basis
         that does not cover a layer's channels.
     """
+    if isinstance(model, ModelTrace):
+        if input_shape is not None or call_kwargs is not None:
+            raise TypeError("resolve: input_shape and call_kwargs come from the trace; do not pass them with one")
+        return _resolve(policy, model)
+    if input_shape is None:
+        raise TypeError("resolve: input_shape is required with a model")
     return _resolve(policy, trace_model(model, input_shape, call_kwargs=call_kwargs))
 
 
