@@ -65,11 +65,12 @@ def _params(workdir):
 def _assert_close(actual, desired, *, rtol):
     """Each leaf within ``rtol`` of its largest magnitude (float32 reduction-order noise)."""
 
-    def check(a, b):
+    def check(path, a, b):
         a, b = np.asarray(a), np.asarray(b)
-        np.testing.assert_array_less(np.abs(a - b).max(), rtol * np.abs(b).max() + 1e-12)
+        error, scale = np.abs(a - b).max(), np.abs(b).max()
+        assert error <= rtol * scale + 1e-12, f"{jax.tree_util.keystr(path)}: max |diff| {error:.3g} vs max |value| {scale:.3g}"
 
-    jax.tree.map(check, actual, desired)
+    jax.tree_util.tree_map_with_path(check, actual, desired)
 
 
 def _events(workdir, name):

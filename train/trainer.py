@@ -68,16 +68,17 @@ class _StopRequest:
 
     def __init__(self):
         self.requested = False
-        self._previous = None
-        if jax.process_count() == 1 and _in_main_thread():
+        self._installed = jax.process_count() == 1 and _in_main_thread()
+        if self._installed:
             self._previous = signal.signal(signal.SIGTERM, self._handle)
 
     def _handle(self, signum, frame):
         self.requested = True
 
     def restore(self):
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
+        if self._installed:
+            # A handler installed outside Python reads back as None: fall back to the default.
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if self._previous is None else self._previous)
 
 
 def _in_main_thread() -> bool:
