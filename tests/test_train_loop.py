@@ -38,7 +38,8 @@ def compilation_cache(tmp_path_factory):
 
 def test_loss_decreases_on_embedded_digits(tmp_path):
     config = config_lib.load("digits_dense:runlocal", TINY + ONE_STAGE + [
-        "train.steps=60", "data.batch_size=32", "optimizer.lr=0.2", "optimizer.warmup_steps=0", "train.checkpoint_every=0"])
+        "train.steps=60", "data.batch_size=32", "optimizer.lr=0.2", "optimizer.warmup_steps=0", "train.checkpoint_every=0",
+        "train.tensorboard=True"])
     result = trainer.train(config, str(tmp_path))
     losses = [r["loss"] for r in read_jsonl(tmp_path / "metrics.jsonl") if r.get("kind") == "train"]
     assert len(losses) == 60
@@ -47,6 +48,7 @@ def test_loss_decreases_on_embedded_digits(tmp_path):
     assert result.steps_run == 60 and result.resumed_from is None
     evals = [r for r in read_jsonl(tmp_path / "metrics.jsonl") if r.get("kind") == "eval"]
     assert evals[-1]["step"] == 60 and evals[-1]["accuracy"] == pytest.approx(result.metrics["accuracy"])
+    assert any(name.startswith("events.out.tfevents") for name in os.listdir(tmp_path / "tensorboard"))
 
 
 @pytest.mark.parametrize("method", [m for m in ("dense", "filtermap", "basis", "cos", "cheb") if m in available_methods()])

@@ -110,7 +110,7 @@ def _signal_at_step(process: subprocess.Popen, workdir, step: int, signum: int) 
 def test_kill_9_then_rerun_resumes_and_matches_an_uninterrupted_run(runs):
     root, cache = runs
     workdir = root / "killed"
-    kill_at = random.Random(os.getpid()).randint(5, STEPS - 10)
+    kill_at = random.Random(os.getpid()).randint(5, STEPS - 15)
     process = _launch(workdir, 1, cache)
     _signal_at_step(process, workdir, kill_at, signal.SIGKILL)
     process.communicate()
