@@ -192,3 +192,13 @@ def test_imagenet_through_mocked_tfds_gives_fixed_size_crops():
         train = ds.train_map(ds.train[0], np.random.default_rng(0))
         test = ds.eval_map(ds.test[1])
     assert train["inputs"].shape == test["inputs"].shape == (64, 64, 3) and ds.num_classes == 1000
+
+
+def test_ucf101_without_tensorflow_is_one_line():
+    import importlib.util
+
+    if importlib.util.find_spec("tensorflow") is not None:
+        pytest.skip("TensorFlow is installed: the ucf101 data source is readable")
+    with pytest.raises(UserError, match=r"^dataset 'ucf101' needs TensorFlow: .*'moving_digits'") as info:
+        data.get_dataset("ucf101")
+    assert "\n" not in str(info.value)

@@ -17,6 +17,7 @@ random 16-frame clips of 112x112 crops from 128x171 frames (C3D).
 from __future__ import annotations
 
 import functools
+import importlib.util
 
 import numpy as np
 
@@ -46,11 +47,6 @@ def load_source(name: str, split: str, data_dir: str | None):
             f"dataset {name!r} (split {split!r}) is not prepared as array_record in "
             f"{data_dir or '~/tensorflow_datasets'}; prepare it once with network access: "
             f"{_build_command(name, data_dir)}"
-        ) from error
-    except ModuleNotFoundError as error:
-        raise UserError(
-            f"tensorflow-datasets needs {error.name!r} to describe dataset {name!r} "
-            f"(reading it cannot avoid TensorFlow); install it or use an embedded dataset"
         ) from error
 
 
@@ -166,7 +162,18 @@ def _ucf_clip(element, rng, *, frames, size):
 
 
 def ucf101(*, data_dir: str | None = None, frames: int = 16, image_size: int = 112) -> Dataset:
-    """UCF-101 split 1: inputs ``(frames, S, S, 3)``, targets int32 of 101 classes."""
+    """UCF-101 split 1: inputs ``(frames, S, S, 3)``, targets int32 of 101 classes.
+
+    tensorflow-datasets describes UCF-101 with its ``Video`` feature, which
+    needs TensorFlow even to read a prepared copy; without it this raises a
+    one-line :class:`~train.errors.UserError` (``moving_digits`` is the
+    offline stand-in).
+    """
+    if importlib.util.find_spec("tensorflow") is None:
+        raise UserError(
+            "dataset 'ucf101' needs TensorFlow: tensorflow-datasets decodes its videos with it "
+            "(pip install tensorflow); offline, use the embedded 'moving_digits' clips"
+        )
     import tensorflow_datasets.video.ucf101  # noqa: F401  (registers the builder)
 
     return Dataset(
