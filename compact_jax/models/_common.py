@@ -76,9 +76,15 @@ def conv_layer(
 
 
 def batch_norm(train: bool, dtype: Any) -> ModuleDef:
-    """``nn.BatchNorm`` as in flax's ImageNet example (momentum 0.9, eps 1e-5)."""
+    """``nn.BatchNorm`` as in flax's ImageNet example (momentum 0.9, eps 1e-5).
+
+    Two-pass variance (``E[(x - mean)^2]``, as PyTorch computes it): the fast
+    ``E[x^2] - E[x]^2`` loses most of its precision on near-constant channels,
+    which makes training depend on how the batch is split over devices.
+    """
     return functools.partial(
-        nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype
+        nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype,
+        use_fast_variance=False,
     )
 
 
