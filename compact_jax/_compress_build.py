@@ -50,6 +50,8 @@ class DispatchConv(nn.Module):
     @nn.compact
     def __call__(self, inputs: Any) -> Any:
         path = "/".join(self.path)
+        if not isinstance(self.plan, Plan):
+            raise TypeError(f"DispatchConv {path!r}: needs plan=<compress.Plan>; use compress.build(plan)")
         entry = self.plan.layer(path)
         layer = entry.layer
         kernel_size = canonical_kernel_size(self.kernel_size, where=path)

@@ -136,7 +136,7 @@ def fit_sliced_basis(
     first = specs[0]
     kh, kw, wide, m = first.basis_shape
     width = kh * kw * wide
-    mats = [np.asarray(basis.splits_matrix(k, s), np.float64) for k, s in zip(kernels, specs)]
+    mats = [np.asarray(_jit(basis.splits_matrix)(k, s), np.float64) for k, s in zip(kernels, specs)]
     cols = [_columns(s) for s in specs]
     padded = np.zeros((sum(a.shape[0] for a in mats), width))
     row = 0

@@ -225,6 +225,12 @@ def trace_model(
     x = jax.ShapeDtypeStruct(input_shape, dtype)
     with nn.intercept_methods(record):
         variables = jax.eval_shape(lambda key, x: probe.init(key, x, **call_kwargs), jax.random.key(0), x)
+    unnamed = [layer.path for layer in layers if layer.name.startswith(f"{_FactoryConv.__name__}_")]
+    if unnamed:
+        raise ValueError(
+            f"{type(model).__name__}: convolutions {unnamed} were built without a name; pass name=... to the "
+            f"`conv` factory so that their parameter paths do not depend on the factory's class"
+        )
     if stray:
         raise ValueError(
             f"{type(model).__name__}: convolutions {stray} are not built through the model's `conv` "

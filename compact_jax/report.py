@@ -13,6 +13,30 @@ its cheapest exact path (:func:`compact_macs`: the filter basis's decomposed
 path with the paper's ``m``; FDC3D's frequency path); fully connected layers
 are added to both totals.
 
+How each paper counts (the presets' :class:`Counting`), and where we differ:
+
+* 3D-FilterMap (``filtermap``): every parameter (1x1 convs, batch norm,
+  classifier). The RGB stem (C = 3, not divisible by Table 1's K3) uses grid
+  (8, 8, 1), as the authors do; ResNet-18/34/50 and DenseNet-121 give 0.95M,
+  1.8M, 13.1M and 5.3M as printed.
+* Learning Filter Basis, classification (``basis-vgg16``, ``-densenet40``,
+  ``-resnet56``): conv and classifier weights (classifier bias included), no
+  batch norm, no conv biases. ResNet-56: Table 5 prints 186k; Table 8's
+  configuration as the authors' code builds it (the strided first conv of a
+  stage uses the previous stage's basis) has 195,002, which we match.
+  DenseNet-40 "T6" transitions are the authors' ``c -> c/6 -> c`` 1x1
+  factorisation (a basis of ``c/6`` 1x1 filters); their identity shortcut
+  around it has no parameters and is not part of our dense model.
+* Learning Filter Basis, super-resolution (``basis-edsr``, ``-edsr-s``,
+  ``-edsr8-*``, ``-srresnet-*``): conv weights of one residual block.
+* ApproxConv: ResNet-32 every parameter; ImageNet ResNet-18 without batch norm
+  (the printed ratios lie between ours without and with it); ConvNeXt-T the
+  7x7 depthwise weights (the printed ratios lie between ours without and with
+  their biases).
+* FDC3D (``fdc3d-2x``, ``-4x``): conv weights; a layer stores ``t' d^2 c' N``
+  coefficients, ``c'`` channel scales and ``t^2`` transform parameters
+  (Eq. 14 plus ``beta``). The 3-channel stem prunes time only, to the same rate.
+
 Command line::
 
     python -m compact_jax.report resnet18_cifar --policy filtermap

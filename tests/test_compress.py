@@ -171,7 +171,7 @@ def test_mixed_methods_and_sharing_in_one_tree():
 
 
 def test_fresh_compact_model_trains_like_any_model():
-    """build() alone gives a trainable model: init, a gradient step, batch statistics."""
+    """build() alone gives a trainable model: a gradient step through every method, batch statistics."""
     model = models.get_model("resnet20", stage_sizes=(1, 1), widths=(4, 8))
     policy = Policy(rules=[Rule(kernel=">1", in_features=3, method="cosine", options={"harmonics": 2}),
                            Rule(kernel=">1", method="filtermap", options={"grid": (2, 2, 1)}, path="stage1/*"),
@@ -179,7 +179,7 @@ def test_fresh_compact_model_trains_like_any_model():
     plan = compress.resolve(policy, model, (2, 8, 8, 3))
     compact = compress.build(plan)
     x = jax.random.normal(KEY, (2, 8, 8, 3))
-    variables = jax.jit(functools.partial(compact.init, train=False))(KEY, x)
+    variables = _random_variables(compact, x)
 
     @jax.jit
     @functools.partial(jax.grad, has_aux=True)
