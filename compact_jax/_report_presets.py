@@ -34,7 +34,7 @@ class PaperFigure:
     """A published figure to print beside ours.
 
     Attributes:
-      dense: the paper's baseline size (text, e.g. ``"11.2M"``).
+      dense: the paper's baseline size (text, e.g. ``"11.2M"``; empty where not printed).
       compact: the paper's compressed size.
       ratio: the paper's compression figure (e.g. ``"21.8%"``).
       source: table / equation it comes from.
@@ -119,7 +119,7 @@ def _basis_presets() -> list[Preset]:
     out = [
         Preset("basis-vgg16", vgg, "filter basis m=128 over 128-channel splits, conv3-conv12 (Table 9)",
                FILTER_BASIS, {"vgg16_cifar": ModelSetting(paper=PaperFigure(
-                   "14.7M", "3.21M", "21.8%", f"{_FB} Table 5"))}),
+                   "", "3.21M", "21.8%", f"{_FB} Table 5"))}),
         Preset("basis-densenet40", densenet,
                "one 36-filter basis sliced by all dense layers, 3x3 coefficient conv; transitions c->c/6->c "
                "(Table 4 'M36T6', Table 7)",
@@ -129,7 +129,7 @@ def _basis_presets() -> list[Preset]:
         Preset("basis-resnet56", resnet56,
                "group-wise bases m=24/48/84 over 16/32/64 channels, by input channels as in the authors' code",
                FILTER_BASIS, {"resnet56": ModelSetting(paper=PaperFigure(
-                   "853k", "186k", "21.9%", f"{_FB} Table 5 / Table 8",
+                   "", "186k", "21.9%", f"{_FB} Table 5 / Table 8",
                    "the authors' code gives 195,002 (ours): the strided first conv of stages 2 and 3 uses the "
                    "previous stage's basis; the printed 186k is not reproducible from Table 8"))}),
     ]
@@ -195,7 +195,7 @@ def _fdc3d_presets() -> list[Preset]:
             f"FDC3D on every k x k x k conv, (p_c, p_t) = ({p_c:g}, 1/3), stem time-only to the same rate: "
             f"~{speed}x fewer MACs",
             CONV_WEIGHTS, {"resnet3d_18": ModelSetting({"num_classes": 101}, PaperFigure(
-                "33.2M", f"~{frac}", f"~{frac}", "FDC3D Eq. (13)-(14), Sec. 5.1",
+                "", f"~{frac}", f"~{frac}", "FDC3D Eq. (13)-(14), Sec. 5.1",
                 "the paper gives the rates c't'/(ct), not counts"))}))
     return out
 
