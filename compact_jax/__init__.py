@@ -11,17 +11,21 @@ parameters and follows one protocol (:mod:`compact_jax.protocol`):
 
 Flax modules are in :mod:`compact_jax.linen` and :mod:`compact_jax.nnx`, the
 papers' networks in :mod:`compact_jax.models`, fake quantisers in
-:mod:`compact_jax.quant`.
+:mod:`compact_jax.quant`, compression policies (dense -> compact and back) in
+:mod:`compact_jax.compress` and paper-style tables in :mod:`compact_jax.report`.
 """
 
 from compact_jax import (
     arith,
     basis,
+    compress,
     dense,
     filtermap,
     layer,
+    models,
     protocol,
     quant,
+    report,
     series,
     temporal,
 )
@@ -56,13 +60,16 @@ __all__ = [
     "SeriesSpec",
     "arith",
     "basis",
+    "compress",
     "conv",
     "count_params",
     "dense",
     "filtermap",
     "layer",
+    "models",
     "protocol",
     "quant",
+    "report",
     "series",
     "temporal",
 ]
