@@ -21,11 +21,24 @@ import jax
 import jax.numpy as jnp
 
 from compact_jax import dense
+from compact_jax import basis as _basis
+from compact_jax import filtermap as _filtermap
+from compact_jax import series as _series
+from compact_jax import temporal as _temporal
 from compact_jax.arith import PaddingLike
 from compact_jax.layer import canonical_kernel_size, layer_apply
 from compact_jax.protocol import ConvSpec
 
-__all__ = ["CompactConv", "DenseConv"]
+__all__ = [
+    "CompactConv",
+    "DenseConv",
+    "FilterMapConv",
+    "CosConv",
+    "ChebConv",
+    "SharedBasis",
+    "BasisConv",
+    "FrequencyConv3D",
+]
 
 
 class CompactConv(nn.Module):
@@ -126,9 +139,6 @@ class DenseConv(CompactConv):
 
 # --- 3D-FilterMap -------------------------------------------------------------------------------
 
-from compact_jax import filtermap as _filtermap  # noqa: E402
-
-
 class FilterMapConv(CompactConv):
     """3D-FilterMap convolution: ``K`` filters cut from one learned map.
 
@@ -159,13 +169,7 @@ class FilterMapConv(CompactConv):
         )
 
 
-__all__ += ["FilterMapConv"]
-
-
 # --- ApproxConv series kernels (CosConv, ChebConv) ----------------------------------------------
-
-from compact_jax import series as _series  # noqa: E402
-
 
 class _SeriesConv(CompactConv):
     """Shared body of :class:`CosConv` and :class:`ChebConv` (not used directly).
@@ -222,13 +226,7 @@ class ChebConv(_SeriesConv):
     family = "chebyshev"
 
 
-__all__ += ["CosConv", "ChebConv"]
-
-
 # --- Learning Filter Basis ----------------------------------------------------------------------
-
-from compact_jax import basis as _basis  # noqa: E402
-
 
 class SharedBasis(nn.Module):
     """One filter basis used by several :class:`BasisConv` layers (basis sharing, Sec. 4.2).
@@ -331,13 +329,7 @@ class BasisConv(CompactConv):
         return params
 
 
-__all__ += ["SharedBasis", "BasisConv"]
-
-
 # --- FDC3D frequency-domain 3-D convolution -----------------------------------------------------
-
-from compact_jax import temporal as _temporal  # noqa: E402
-
 
 class FrequencyConv3D(CompactConv):
     """FDC3D: a 3-D conv stored as temporal-frequency coefficients of an orthogonal ``S``.
@@ -375,6 +367,3 @@ class FrequencyConv3D(CompactConv):
             kept_channels=self.kept_channels,
             importance=self.importance,
         )
-
-
-__all__ += ["FrequencyConv3D"]

@@ -16,11 +16,25 @@ import jax.numpy as jnp
 from flax import nnx
 
 from compact_jax import dense
+from compact_jax import basis as _basis
+from compact_jax import filtermap as _filtermap
+from compact_jax import series as _series
+from compact_jax import temporal as _temporal
 from compact_jax.arith import PaddingLike
 from compact_jax.layer import canonical_kernel_size, layer_apply
 from compact_jax.protocol import ConvSpec
 
-__all__ = ["CompactConv", "DenseConv", "load_linen_params"]
+__all__ = [
+    "CompactConv",
+    "DenseConv",
+    "FilterMapConv",
+    "CosConv",
+    "ChebConv",
+    "SharedBasis",
+    "BasisConv",
+    "FrequencyConv3D",
+    "load_linen_params",
+]
 
 
 class CompactConv(nnx.Module):
@@ -137,9 +151,6 @@ def load_linen_params(module: CompactConv, params: dict) -> None:
 
 # --- 3D-FilterMap -------------------------------------------------------------------------------
 
-from compact_jax import filtermap as _filtermap  # noqa: E402
-
-
 class FilterMapConv(CompactConv):
     """NNX twin of :class:`compact_jax.linen.FilterMapConv` (parameter ``filtermap``)."""
 
@@ -170,13 +181,7 @@ class FilterMapConv(CompactConv):
         super().__init__(spec=spec, strides=strides, rngs=rngs, **conv_kwargs)
 
 
-__all__ += ["FilterMapConv"]
-
-
 # --- ApproxConv series kernels (CosConv, ChebConv) ----------------------------------------------
-
-from compact_jax import series as _series  # noqa: E402
-
 
 class _SeriesConv(CompactConv):
     """Shared body of the NNX :class:`CosConv` and :class:`ChebConv` (parameter ``coeffs``)."""
@@ -222,13 +227,7 @@ class ChebConv(_SeriesConv):
     family = "chebyshev"
 
 
-__all__ += ["CosConv", "ChebConv"]
-
-
 # --- Learning Filter Basis ----------------------------------------------------------------------
-
-from compact_jax import basis as _basis  # noqa: E402
-
 
 class SharedBasis(nnx.Module):
     """NNX twin of :class:`compact_jax.linen.SharedBasis`: one basis for several layers.
@@ -316,13 +315,7 @@ class BasisConv(CompactConv):
         return params
 
 
-__all__ += ["SharedBasis", "BasisConv"]
-
-
 # --- FDC3D frequency-domain 3-D convolution -----------------------------------------------------
-
-from compact_jax import temporal as _temporal  # noqa: E402
-
 
 class FrequencyConv3D(CompactConv):
     """NNX twin of :class:`compact_jax.linen.FrequencyConv3D` (same parameter names)."""
@@ -354,6 +347,3 @@ class FrequencyConv3D(CompactConv):
             importance=importance,
         )
         super().__init__(spec=spec, strides=strides, rngs=rngs, **conv_kwargs)
-
-
-__all__ += ["FrequencyConv3D"]
