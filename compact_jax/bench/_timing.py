@@ -8,8 +8,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
-__all__ = ["time_jitted", "print_table"]
+__all__ = ["time_jitted", "step_fns", "best_times", "print_table"]
 
 
 def time_jitted(fn: Callable, *args: Any, repeats: int = 5, min_seconds: float = 0.2) -> float:
@@ -32,6 +33,41 @@ def time_jitted(fn: Callable, *args: Any, repeats: int = 5, min_seconds: float =
         jax.block_until_ready(out)
         rounds.append((time.perf_counter() - start) / inner)
     return statistics.median(rounds)
+
+
+def step_fns(forward: Callable) -> tuple[Callable, Callable]:
+    """Jitted ``forward(p, x)`` and its training step: the gradient of
+    ``mean(forward(p, x) ** 2)`` w.r.t. the parameters and the input, as
+    inside a network."""
+
+    def loss(p, x):
+        return jnp.mean(forward(p, x) ** 2)
+
+    return jax.jit(forward), jax.jit(jax.grad(loss, argnums=(0, 1)))
+
+
+def best_times(
+    variants: dict[str, tuple[Callable, Any]],
+    x: jax.Array,
+    *,
+    rounds: int = 3,
+    repeats: int = 3,
+    backward: bool = True,
+) -> dict[str, tuple[float, float]]:
+    """Fastest (forward, forward+backward) seconds of each ``name -> (forward, params)``.
+
+    The variants are timed in turn, ``rounds`` times: they see the same
+    machine load, and the minimum discards rounds slowed by other processes.
+    The backward time is ``nan`` when ``backward`` is false.
+    """
+    fns = {name: (step_fns(fwd), params) for name, (fwd, params) in variants.items()}
+    best = {name: (float("inf"), float("inf") if backward else float("nan")) for name in fns}
+    for _ in range(rounds):
+        for name, ((fwd, train), params) in fns.items():
+            f = time_jitted(fwd, params, x, repeats=repeats)
+            t = time_jitted(train, params, x, repeats=repeats) if backward else float("nan")
+            best[name] = (min(best[name][0], f), min(best[name][1], t) if backward else t)
+    return best
 
 
 def print_table(header: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str = "") -> None:

@@ -22,12 +22,11 @@ from __future__ import annotations
 import dataclasses
 
 import jax
-import jax.numpy as jnp
 
 from compact_jax import basis, dense
 from compact_jax._basis_paths import decomposed
 from compact_jax.bench._layers import RESNET18_CIFAR_SHAPES
-from compact_jax.bench._timing import print_table, time_jitted
+from compact_jax.bench._timing import best_times, print_table
 from compact_jax.layer import layer_apply
 
 __all__ = ["Layer", "LAYERS", "basis_rows", "padding_rows", "main"]
@@ -75,28 +74,6 @@ HEADER = (
 )
 
 
-def _step_fns(forward):
-    """Jitted forward and forward + backward (w.r.t. parameters and input) of ``forward(p, x)``."""
-
-    def loss(p, x):
-        return jnp.mean(forward(p, x) ** 2)
-
-    return jax.jit(forward), jax.jit(jax.grad(loss, argnums=(0, 1)))
-
-
-def _best_times(variants: dict, x: jax.Array, *, rounds: int) -> dict[str, tuple[float, float]]:
-    """Fastest (forward, train) seconds of each ``name -> (forward, params)`` over ``rounds``
-    interleaved rounds: the variants see the same machine load, and the minimum discards
-    rounds slowed by other processes."""
-    fns = {name: (_step_fns(fwd), params) for name, (fwd, params) in variants.items()}
-    best = {name: (float("inf"), float("inf")) for name in fns}
-    for _ in range(rounds):
-        for name, ((fwd, train), params) in fns.items():
-            times = (time_jitted(fwd, params, x, repeats=3), time_jitted(train, params, x, repeats=3))
-            best[name] = tuple(min(a, b) for a, b in zip(best[name], times))
-    return best
-
-
 def basis_rows(layers: tuple[Layer, ...] = LAYERS, *, rounds: int = 3) -> list[dict]:
     """Times dense, reconstruct and decomposed for every layer (ratios to dense)."""
     rows = []
@@ -110,7 +87,7 @@ def basis_rows(layers: tuple[Layer, ...] = LAYERS, *, rounds: int = 3) -> list[d
         params = basis.init(jax.random.key(2), spec)
         for path in ("reconstruct", "decomposed"):
             variants[path] = (lambda p, x, s=layer.spec(path): layer_apply(basis, p, x, s), params)
-        best = _best_times(variants, x, rounds=rounds)
+        best = best_times(variants, x, rounds=rounds)
         (d_fwd, d_train) = best["dense"]
         s, m, c = layer.splits, layer.num_basis, layer.channels
         rows.append({
@@ -140,7 +117,7 @@ def padding_rows(layers: tuple[Layer, ...] = LAYERS, *, rounds: int = 3) -> list
         variants = {
             multiple: (lambda p, x, k=multiple: decomposed(p, x, spec, pad_multiple=k), params) for multiple in (1, 8)
         }
-        best = _best_times(variants, x, rounds=rounds)
+        best = best_times(variants, x, rounds=rounds)
         rows.append({"layer": layer.name, **{f"{k}_ms_{mult}": 1e3 * t for mult, ts in best.items() for k, t in zip(("fwd", "train"), ts)}})
     return rows
 

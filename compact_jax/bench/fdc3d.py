@@ -16,15 +16,13 @@ and the input, as inside a network.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from fractions import Fraction
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from compact_jax import temporal
-from compact_jax.bench._timing import print_table, time_jitted
+from compact_jax.bench._timing import best_times, print_table
 from compact_jax.conv import conv
 
 __all__ = ["fdc3d_rows", "main"]
@@ -34,16 +32,6 @@ HEADER = (
     "MAC ratio", "param ratio",
 )
 SETTINGS = ((Fraction(1, 4), Fraction(1, 3)), (Fraction(5, 8), Fraction(1, 3)))
-
-
-def _seconds(apply: Callable, weights, x, *, repeats: int, backward: bool) -> tuple[float, float]:
-    def loss(w, x):
-        return jnp.mean(apply(w, x) ** 2)
-
-    fwd = time_jitted(jax.jit(apply), weights, x, repeats=repeats)
-    if not backward:
-        return fwd, float("nan")
-    return fwd, time_jitted(jax.jit(jax.grad(loss, argnums=(0, 1))), weights, x, repeats=repeats)
 
 
 def _pruned_layer(spec: temporal.FrequencySpec, kernel, beta, p_c: Fraction, p_t: Fraction):
@@ -81,27 +69,28 @@ def fdc3d_rows(
     out_positions = batch * frames * size * size
     dense_macs = out_positions * 9 * temporal_size * channels * channels
 
-    measured = []
-    for impl in ("xla", "frames"):
-        def dense_apply(k, x, impl=impl):
-            return conv(x, k, impl=impl)
-
-        times = _seconds(dense_apply, kernel, x, repeats=repeats, backward=backward)
-        measured.append((f"dense conv3d ({impl})", *times, 1.0, 1.0, 1.0))
+    variants = {
+        f"dense conv3d ({impl})": (lambda k, x, impl=impl: conv(x, k, impl=impl), kernel)
+        for impl in ("xla", "frames")
+    }
+    pruned_specs = {}
     for p_c, p_t in SETTINGS:
         params, pruned = _pruned_layer(spec, kernel, beta, p_c, p_t)
+        name = f"FDC3D p_c={p_c} p_t={p_t} (c'={pruned.num_channels}, t'={pruned.num_rows})"
+        pruned_specs[name] = (pruned, p_c, p_t)
+        variants[name] = (lambda p, x, s=pruned: temporal.apply(p, x, s, path="frequency"), params)
+    seconds = best_times(variants, x, rounds=1, repeats=repeats, backward=backward)
 
-        def freq_apply(p, x, pruned=pruned):
-            return temporal.apply(p, x, pruned, path="frequency")
-
-        times = _seconds(freq_apply, params, x, repeats=repeats, backward=backward)
+    measured = [(name, *seconds[name], 1.0, 1.0, 1.0) for name in list(variants)[:2]]
+    for name, (pruned, p_c, p_t) in pruned_specs.items():
+        times = seconds[name]
         maps = pruned.num_channels * pruned.num_rows
         macs = out_positions * maps * (9 * channels + temporal_size)
         eq13 = temporal.speedup(
             in_features=channels, temporal_size=temporal_size, p_c=float(p_c), p_t=float(p_t)
         )
         measured.append((
-            f"FDC3D p_c={p_c} p_t={p_t} (c'={pruned.num_channels}, t'={pruned.num_rows})",
+            name,
             *times, eq13, macs / dense_macs, temporal.num_params(pruned) / spec.dense_num_params,
         ))
     best_fwd = min(row[1] for row in measured[:2])
