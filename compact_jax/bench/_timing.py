@@ -13,13 +13,20 @@ import jax.numpy as jnp
 __all__ = ["time_jitted", "step_fns", "best_times", "print_table"]
 
 
-def time_jitted(fn: Callable, *args: Any, repeats: int = 5, min_seconds: float = 0.2) -> float:
+#: Shortest duration of one timing round; set lower to smoke-test the tables quickly.
+MIN_SECONDS = 0.2
+
+
+def time_jitted(fn: Callable, *args: Any, repeats: int = 5, min_seconds: float | None = None) -> float:
     """Median seconds per call of an already-jitted ``fn(*args)``.
 
     Compiles and warms up once, then times ``repeats`` rounds; each round runs
-    the function enough times to last at least ``min_seconds`` so that short
-    kernels are not dominated by dispatch noise.
+    the function enough times to last at least ``min_seconds`` (default
+    :data:`MIN_SECONDS`) so that short kernels are not dominated by dispatch
+    noise.
     """
+    if min_seconds is None:
+        min_seconds = MIN_SECONDS
     jax.block_until_ready(fn(*args))
     start = time.perf_counter()
     jax.block_until_ready(fn(*args))

@@ -21,7 +21,12 @@ HEADER = ("layer", "method", "harmonics", "dense train ms", "fwd ratio", "train 
 
 
 def series_rows(
-    *, batch: int = 64, harmonics: int = 2, kernel_size: int = 3, rounds: int = 3
+    shapes: tuple[tuple[str, int, int], ...] = RESNET18_CIFAR_SHAPES,
+    *,
+    batch: int = 64,
+    harmonics: int = 2,
+    kernel_size: int = 3,
+    rounds: int = 3,
 ) -> list[tuple]:
     """One row per (shape, family): series / dense times of forward and train step.
 
@@ -32,7 +37,7 @@ def series_rows(
     rows = []
     key_x, key_p = jax.random.split(jax.random.key(0))
     families = (("CosConv", "cosine"), ("ChebConv", "chebyshev"))
-    for name, channels, size in RESNET18_CIFAR_SHAPES:
+    for name, channels, size in shapes:
         shape = dict(features=channels, in_features=channels, kernel_size=(kernel_size, kernel_size))
         x = jax.random.normal(key_x, (batch, size, size, channels))
         specs = {"dense": (dense, dense.DenseSpec(**shape))}

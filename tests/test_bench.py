@@ -1,0 +1,36 @@
+"""The benchmark tables build their rows (tiny shapes; no timing is asserted)."""
+
+import math
+
+import pytest
+
+from compact_jax import filtermap
+from compact_jax.bench import basis_paths, fdc3d, series_layers
+from compact_jax.bench import _timing
+from compact_jax.bench._layers import compare_to_dense
+
+
+@pytest.fixture(autouse=True)
+def _one_call_per_round(monkeypatch):
+    monkeypatch.setattr(_timing, "MIN_SECONDS", 0.0)
+
+
+def _positive(values):
+    return all(isinstance(v, float) and math.isfinite(v) and v > 0 for v in values)
+
+
+def test_compare_to_dense_row():
+    spec = filtermap.FilterMapSpec(features=16, in_features=16, kernel_size=(3, 3))
+    row = compare_to_dense(filtermap, spec, batch=1, spatial=(6, 6))
+    assert _positive([row["fwd_ratio"], row["train_ratio"]])
+    assert row["param_ratio"] == 1 / 9 and row["dense_macs"] == 36 * 9 * 16 * 16
+
+
+def test_series_and_basis_and_fdc3d_rows():
+    rows = series_layers.series_rows((("tiny", 8, 6),), batch=1, rounds=1)
+    assert [r[1] for r in rows[:2]] == ["CosConv", "ChebConv"] and _positive(rows[0][3:])
+    (row,) = basis_paths.basis_rows((basis_paths.Layer("tiny", 1, 6, 8, 2, 3),), rounds=1)
+    assert row["mac_ratio"] == 3 / 8 + 2 * 3 / (8 * 9)
+    assert _positive([row["recon_fwd"], row["dec_fwd"], row["recon_train"], row["dec_train"]])
+    rows = fdc3d.fdc3d_rows(batch=1, frames=4, size=6, channels=8, repeats=1)
+    assert len(rows) == 4 and [r[5] for r in rows[2:]] == [2.0, 4.0]
