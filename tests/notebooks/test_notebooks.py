@@ -42,6 +42,7 @@ def test_notebook_installs_only_when_the_package_is_missing(path):
 
 
 @pytest.mark.notebook
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the Jupyter client machinery's own deprecations
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs_in_smoke_mode(path, tmp_path, monkeypatch):
     nbclient = pytest.importorskip("nbclient")
