@@ -79,7 +79,7 @@ def fit_frequency_layer(
     x: Any,
     *,
     transform: str = "learned_householder",
-    lam: float = 0.05,
+    lam: float = 0.2,
     steps: int = 200,
     learning_rate: float = 0.01,
     conv_kwargs: Mapping[str, Any] | None = None,
@@ -230,7 +230,7 @@ class PruningComparison:
       records: method label -> :func:`prune_sweep` records, each with its
         ``method`` label added.
       layers: method label -> ``(params, spec)`` of its unpruned layer.
-      target: the dense layer's outputs on the inputs.
+      target: the dense layer's outputs on the evaluation inputs.
       history: the learned fit's ``(steps, 2)`` loss history (empty without it).
     """
 
@@ -249,9 +249,10 @@ def pruning_comparison(
     kernel: Any,
     x: Any,
     *,
+    eval_x: Any = None,
     methods: Iterable[str] = tuple(PRUNING_METHODS),
     kept_rows: Iterable[int] | None = None,
-    lam: float = 0.05,
+    lam: float = 0.2,
     steps: int = 200,
     learning_rate: float = 0.01,
     conv_kwargs: Mapping[str, Any] | None = None,
@@ -260,7 +261,8 @@ def pruning_comparison(
 
     Args:
       kernel: the trained dense DHWIO kernel.
-      x: a batch of the layer's inputs.
+      x: a batch of the layer's inputs (the learned transform is fitted on them).
+      eval_x: held-out inputs the errors are measured on; default ``x``.
       methods: labels of :data:`PRUNING_METHODS`.
       kept_rows: the ``t'`` values (default all).
       lam, steps, learning_rate: the learned fit (:func:`fit_frequency_layer`).
@@ -270,7 +272,8 @@ def pruning_comparison(
     conv_kwargs = _conv_kwargs(conv_kwargs)
     methods = [check_choice("methods entry", m, tuple(PRUNING_METHODS)) for m in methods]
     x = jnp.asarray(x, kernel.dtype)
-    target = conv(x, kernel, **conv_kwargs)
+    eval_x = x if eval_x is None else jnp.asarray(eval_x, kernel.dtype)
+    target = conv(eval_x, kernel, **conv_kwargs)
     layers, history = {}, np.zeros((0, 2))
     for label in methods:
         transform = PRUNING_METHODS[label]
@@ -284,7 +287,7 @@ def pruning_comparison(
         layers[label] = (params, spec)
     records = {}
     for label, (params, spec) in layers.items():
-        sweep = prune_sweep(params, spec, x, target, kept_rows=kept_rows, conv_kwargs=conv_kwargs)
+        sweep = prune_sweep(params, spec, eval_x, target, kept_rows=kept_rows, conv_kwargs=conv_kwargs)
         records[label] = [dict(record, method=label) for record in sweep]
     return PruningComparison(records, layers, np.asarray(target), history)
 

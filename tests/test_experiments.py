@@ -284,12 +284,16 @@ def test_fit_frequency_layer_lowers_its_objective_and_keeps_s_orthogonal():
 
 def test_pruning_comparison_and_frequency_views():
     kernel, x = _layer()
-    result = experiments.pruning_comparison(kernel, x, steps=5, conv_kwargs=STEM, kept_rows=(3, 1))
+    held_out = _kernel((3, 4, 6, 6, 2), seed=9)
+    result = experiments.pruning_comparison(kernel, x, eval_x=held_out, steps=5, conv_kwargs=STEM, kept_rows=(3, 1))
     assert list(result.records) == ["min-l2", "DCT", "learned"]
     assert [r["method"] for r in result.all_records] == ["min-l2"] * 2 + ["DCT"] * 2 + ["learned"] * 2
     assert all(sweep[0]["error"] < 1e-5 for sweep in result.records.values())  # t' = t is exact
     assert result.history.shape == (5, 2)
-    np.testing.assert_allclose(result.target, conv(x, kernel, **STEM), atol=1e-6)
+    target = conv(held_out, kernel, **STEM)
+    np.testing.assert_allclose(result.target, target, atol=1e-6)
+    dct = experiments.prune_sweep(*result.layers["DCT"], held_out, target, kept_rows=[1], conv_kwargs=STEM)
+    assert result.records["DCT"][1]["error"] == pytest.approx(dct[0]["error"])  # measured on the held-out inputs
 
     params, spec = result.layers["DCT"]
     rows, kept = experiments.frequency_views(kernel, params, spec, channel=1, output=2, num_kept=2)
