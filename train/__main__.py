@@ -43,6 +43,11 @@ def _run_config(args) -> None:
 
     config = config_lib.load(args.config, args.overrides)
     workdir = args.workdir or f"runs/{args.config.replace(':', '_')}"
+    if config.get("pipeline") and config.pipeline.name != "train":
+        from train import pipelines
+
+        print(pipelines.run(config, workdir).summary())
+        return
     result = trainer.train(config, workdir, desc=args.config)
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items() if isinstance(v, float))
     if result.stopped:
@@ -56,9 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.list:
-            from train.config import available_configs
+            from train.config import available_experiments
 
-            print("\n".join(available_configs()))
+            print("\n".join(available_experiments()))
         elif args.config:
             _run_config(args)
         else:

@@ -24,7 +24,7 @@ import ml_collections
 
 from train.errors import UserError
 
-__all__ = ["available_configs", "load", "apply_override", "flat_keys"]
+__all__ = ["available_configs", "available_experiments", "load", "apply_override", "flat_keys"]
 
 # Nodes whose children are free-form keyword arguments (checked by their consumer).
 _OPEN_NODES = ("kwargs",)
@@ -35,6 +35,16 @@ def available_configs() -> list[str]:
     from train import configs
 
     return sorted(m.name for m in pkgutil.iter_modules(configs.__path__) if not m.name.startswith("_"))
+
+
+def available_experiments() -> list[str]:
+    """Every experiment by name: ``NAME``, or ``NAME:VARIANT`` for each entry of a family
+    config's ``EXPERIMENTS`` tuple (e.g. ``cifar_filtermap:resnet34``)."""
+    names = []
+    for name in available_configs():
+        variants = getattr(importlib.import_module(f"train.configs.{name}"), "EXPERIMENTS", ())
+        names += [f"{name}:{v}" for v in variants] if variants else [name]
+    return names
 
 
 def _close(word: str, choices: Sequence[str]) -> str:

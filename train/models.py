@@ -87,12 +87,17 @@ def conv_factory(
     return factory
 
 
-def build_model(cfg, *, num_classes: int | None = None) -> nn.Module:
+def build_model(cfg, *, num_classes: int | None = None, input_shape: Sequence[int] | None = None) -> nn.Module:
     """The network ``cfg.name`` of ``compact_jax.models`` with ``cfg.conv``'s factory.
 
+    With a compression preset (``cfg.compress.preset``, see
+    :mod:`train.pipelines.policy`) the dense network is compressed by the
+    preset's rules instead (``compact_jax.compress.build``).
+
     Args:
-      cfg: ``config.model`` (fields ``name``, ``kwargs``, ``conv``).
+      cfg: ``config.model`` (fields ``name``, ``kwargs``, ``conv``, optional ``compress``).
       num_classes: set on models that have a ``num_classes`` field.
+      input_shape: ``(N, *spatial, C)`` of an input batch (needed with a preset).
 
     Raises:
       UserError: unknown model, model field or conv method (one line).
@@ -116,6 +121,14 @@ def build_model(cfg, *, num_classes: int | None = None) -> nn.Module:
         ) from error
     if num_classes is not None and hasattr(model, "num_classes"):
         model = model.clone(num_classes=num_classes)
+    from train.pipelines.policy import has_policy, resolve_plan
+
+    if has_policy(cfg):
+        if cfg.conv.method != "dense" or input_shape is None:
+            raise UserError("model.compress.preset needs model.conv.method 'dense' (the preset picks the layers' methods)")
+        from compact_jax import compress
+
+        model = compress.build(resolve_plan(cfg.compress, model, input_shape))
     return model
 
 

@@ -96,23 +96,36 @@ def _checkpointer(config, workdir: str | None) -> Checkpointer | None:
     )
 
 
-def train(config, workdir: str | None = None, *, desc: str = "train") -> Result:
+def train(
+    config, workdir: str | None = None, *, desc: str = "train", model=None, task: tasks.Task | None = None,
+    variables: dict | None = None,
+) -> Result:
     """Trains ``config`` (see :mod:`train.configs`); logs and checkpoints go to ``workdir``.
 
     Args:
       config: an ``ml_collections.ConfigDict`` from :func:`train.config.load`.
       workdir: run directory; None: no checkpoints, logs or export.
       desc: label of the progress bar.
+      model: train this model (``init`` / ``apply`` like a Linen module)
+        instead of building ``config.model`` (compression pipelines).
+      task: use this task instead of the dataset's.
+      variables: start from ``{"params": ..., <model state collections>}``
+        (e.g. fitted compact parameters) instead of the random init; a
+        checkpoint in ``workdir`` still takes precedence (resume).
     """
     sharding.maybe_initialize_distributed(config.get("distributed", False))
     mesh = sharding.make_mesh()
     dataset = data.get_dataset(config.data.name, **config.data.get("kwargs", {}))
-    task = tasks.get_task(dataset.task, num_classes=dataset.num_classes, label_smoothing=config.get("label_smoothing", 0.0))
-    model = models.build_model(config.model, num_classes=dataset.num_classes)
+    inputs = jnp.zeros((1, *dataset.example()["inputs"].shape), jnp.float32)
+    if model is None:
+        model = models.build_model(config.model, num_classes=dataset.num_classes, input_shape=inputs.shape)
+    task = task or tasks.get_task(dataset.task, num_classes=dataset.num_classes, label_smoothing=config.get("label_smoothing", 0.0))
     total, tc = int(config.train.steps), config.train
     optimizer = optim.make_optimizer(config.optimizer, total)
-    inputs = jnp.zeros((1, *dataset.example()["inputs"].shape), jnp.float32)
-    state = steps.init_state(model, optimizer, inputs, seed=config.seed, mesh=mesh)
+    if variables is None:
+        state = steps.init_state(model, optimizer, inputs, seed=config.seed, mesh=mesh)
+    else:
+        state = _start_from(model, optimizer, inputs, variables, mesh)
     iterator = data.train_iterator(
         dataset, global_batch_size=config.data.batch_size, seed=config.seed, num_threads=config.data.num_threads
     )
@@ -177,6 +190,27 @@ def train(config, workdir: str | None = None, *, desc: str = "train") -> Result:
         resumed_from=start,
         stopped=stop.requested,
     )
+
+
+def _start_from(model, optimizer, inputs, variables: dict, mesh) -> dict:
+    """A train state at step 0 holding ``variables`` and a fresh optimiser state (replicated).
+
+    Checked against the model's own variables (traced, not computed).
+    """
+    key = jax.random.key(0, impl=steps.RNG_IMPL)
+    want = jax.eval_shape(lambda x: model.init({"params": key, "dropout": key}, x, train=False), inputs)
+    got = {k: variables.get(k) for k in want}
+    shapes = lambda tree: jax.tree.map(lambda a: tuple(np.shape(a)), tree)  # noqa: E731
+    if jax.tree.structure(got) != jax.tree.structure(want) or shapes(got) != shapes(want):
+        raise ValueError("train(variables=...): the variables do not match the model's parameters and state")
+
+    def fresh(variables):
+        params = jax.tree.map(lambda a, b: jnp.asarray(a, b.dtype), variables["params"], want["params"])
+        model_state = {k: v for k, v in variables.items() if k != "params"}
+        return {"step": jnp.zeros((), jnp.int32), "params": params, "model_state": model_state,
+                "opt_state": optimizer.init(params)}
+
+    return jax.jit(fresh, out_shardings=sharding.replicated(mesh))(got)
 
 
 def _nan_message(step: int, metrics: dict, ckpt: Checkpointer | None) -> str:
