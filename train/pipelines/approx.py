@@ -1,0 +1,103 @@
+"""ApproxConv's regression-then-fine-tune (Sec. 3.4 and 4; Tables 1-4).
+
+From a trained dense network: every layer the preset assigns a cosine /
+Chebyshev series is regressed onto its trained kernel - in closed form
+(``pipeline.fit = "closed_form"``, the exact least-squares minimum of Eq. 5)
+or with the authors' iterative procedure (``"gradient"``: Adam on Eq. 5 with
+their initialisation and 0.1 / 0.01 / 0.001 schedule, every filter at once,
+:func:`compact_jax.series.fit_gradient`). The compact network is evaluated
+("Pre Top-1"), fine-tuned (the paper: 5 epochs) and evaluated again
+("Post Top-1"). With ``pipeline.quant.bits`` the fine-tuning and the final
+evaluation run with fake quantisation (:mod:`compact_jax.quant`: the authors'
+floating-point mantissa format on the parameters and the convolutions'
+inputs), as in Table 4.
+
+Run: ``python -m train --config cifar_approx:resnet20_cos`` (see that config).
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from train.errors import UserError
+from train.pipelines import _stages
+from train.pipelines.policy import resolve_plan
+
+__all__ = ["FITS", "fit_series", "quantizer", "run"]
+
+FITS = ("closed_form", "gradient")
+_SERIES = ("cosine", "chebyshev")
+
+
+def fit_series(plan, dense_params, *, how: str = "closed_form") -> tuple[object, dict, list[str]]:
+    """Compact parameters for the dense ones: ``(plan, params, notes)``.
+
+    Every layer takes its method's closed-form fit (:func:`compact_jax.compress.fit`);
+    with ``how="gradient"`` the series layers are then refitted by the
+    authors' Adam procedure. ``notes`` give the mean relative kernel error.
+    """
+    from compact_jax import compress, series
+
+    if how not in FITS:
+        raise UserError(f"pipeline.fit must be one of {', '.join(FITS)}; got {how!r}")
+    plan, params = compress.fit(plan, dense_params)
+    errors = []
+    fit_gradient = jax.jit(series.fit_gradient, static_argnums=1)
+    build = jax.jit(series.build_kernel, static_argnums=1)
+    for entry in plan.layers:
+        if entry.method not in _SERIES:
+            continue
+        kernel = _stages.get_node(dense_params, entry.path)["kernel"]
+        node = dict(_stages.get_node(params, entry.path))
+        if how == "gradient":
+            fitted, _ = fit_gradient(kernel, entry.spec)
+            node.update(fitted)
+            _stages.set_node(params, entry.path, node)
+        approx = build({"coeffs": node["coeffs"]}, entry.spec)
+        errors.append(float(np.linalg.norm(approx - kernel) / max(np.linalg.norm(kernel), 1e-12)))
+    notes = [f"{how} fit of {len(errors)} series layers: mean relative kernel error {np.mean(errors):.4f}"] if errors else []
+    return plan, params, notes
+
+
+def quantizer(quant_cfg):
+    """The :class:`compact_jax.quant.Quantizer` of ``pipeline.quant`` (None when ``bits`` is 0)."""
+    from compact_jax import quant
+
+    if not quant_cfg or not quant_cfg.get("bits"):
+        return None
+    try:
+        return quant.Quantizer(kind=quant_cfg.get("kind", "mantissa"), bits=int(quant_cfg.bits))
+    except (ValueError, TypeError) as error:
+        raise UserError(f"pipeline.quant: {error}") from None
+
+
+def run(config, workdir: str | None) -> _stages.PipelineResult:
+    """Dense -> regress -> evaluate (Pre) -> fine-tune -> evaluate (Post); see the module docstring."""
+    from compact_jax import compress
+
+    dataset = _stages.load_dataset(config)
+    model, variables, dense_metrics = _stages.dense_stage(config, workdir, dataset)
+    plan = resolve_plan(config.model.compress, model, _stages.input_shape(dataset))
+    plan, params, notes = fit_series(plan, variables["params"], how=config.pipeline.get("fit", "closed_form"))
+    compact = compress.build(plan)
+    fitted = {**variables, "params": params}
+    result = _stages.PipelineResult(
+        title=f"{config.get('name', 'approx_finetune')}: ApproxConv regression then fine-tuning "
+              f"(policy {plan.policy.name})",
+        metric=_stages.PRIMARY_METRIC[dataset.task],
+        notes=notes,
+    )
+    count = lambda tree: sum(int(np.size(leaf)) for leaf in jax.tree.leaves(tree))  # noqa: E731
+    result.stages.append(("dense", count(variables["params"]), dense_metrics))
+    result.stages.append(("fitted (Pre)", count(params), _stages.evaluate(config, compact, fitted, dataset)))
+    q = quantizer(config.pipeline.get("quant"))
+    if q is not None:
+        quantized = _stages.Adapted(compact, quantizer=q, quantize_inputs=bool(config.pipeline.quant.get("activations", True)))
+        result.stages.append((f"fitted, {q.kind} {q.bits}-bit", count(params),
+                              _stages.evaluate(config, quantized, fitted, dataset)))
+        compact = quantized
+    tuned = _stages.finetune(config, workdir, compact, fitted)
+    label = "fine-tuned (Post)" if q is None else f"fine-tuned, {q.kind} {q.bits}-bit (Post)"
+    result.add_trained(label, tuned)
+    return result
