@@ -118,8 +118,14 @@ def use_digits(c: ml_collections.ConfigDict, *, image_size: int = 32) -> None:
 
 
 def runlocal(c: ml_collections.ConfigDict, model_kwargs: Mapping | None = None, **data_kwargs) -> None:
-    """The tiny smoke variant: :data:`train.configs._base.VARIANTS` ``runlocal``, a tiny model, short stages."""
+    """The tiny smoke variant: :data:`train.configs._base.VARIANTS` ``runlocal``, a tiny model, short stages.
+
+    The preset's rules may match nothing (``model.compress.lenient``): the tiny
+    net lacks most of the layers the paper's configuration names (the full-size
+    configs are checked to resolve on their full-size models).
+    """
     VARIANTS["runlocal"](c)
+    c.model.compress.lenient = True
     c.train.tensorboard = False
     c.train.progress = False
     c.optimizer.schedule, c.optimizer.warmup_steps = "constant", 0

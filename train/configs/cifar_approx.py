@@ -56,5 +56,5 @@ def get_config(arg=None):
         c.pipeline.dense_steps = 1500
         c.train.steps = 300
     if "runlocal" in flags:
-        _paper.runlocal(c, {"stage_sizes": (1, 1, 1)})
+        _paper.runlocal(c, {"stage_sizes": (1,), "widths": (16,)})
     return c

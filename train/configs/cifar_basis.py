@@ -35,8 +35,8 @@ _SETTINGS = {  # model, preset, model kwargs, batch, weight decay, nesterov
     "vgg16": ("vgg16_cifar", "basis-vgg16", {}, 128, 5e-4, False),
 }
 _TINY = {
-    "resnet56": {"stage_sizes": (1, 1, 1)},
-    "densenet40": {"block_sizes": (2, 2), "growth_rate": 12, "stem_features": 12},
+    "resnet56": {"stage_sizes": (1,), "widths": (16,)},
+    "densenet40": {"block_sizes": (2,), "growth_rate": 12, "stem_features": 12},
     "vgg16": {"layers": (8, 8, 128, "M", 128)},
 }
 

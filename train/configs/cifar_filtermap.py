@@ -29,10 +29,10 @@ _MODELS = {"resnet18": "resnet18_cifar", "resnet34": "resnet34_cifar", "resnet50
            "densenet121": "densenet121_cifar"}
 # Tiny nets for smoke runs; the stem keeps 64 filters (the RGB stem's (8, 8, 1) grid).
 _TINY = {
-    "resnet18": {"stage_sizes": (1, 1), "widths": (16, 32), "stem_features": 64},
-    "resnet34": {"stage_sizes": (1, 1), "widths": (16, 32), "stem_features": 64},
-    "resnet50": {"stage_sizes": (1, 1), "widths": (16, 32), "stem_features": 64},
-    "densenet121": {"block_sizes": (1, 1), "growth_rate": 16, "stem_features": 64},
+    "resnet18": {"stage_sizes": (1,), "widths": (16,), "stem_features": 64},
+    "resnet34": {"stage_sizes": (1,), "widths": (16,), "stem_features": 64},
+    "resnet50": {"stage_sizes": (1,), "widths": (16,), "stem_features": 64},
+    "densenet121": {"block_sizes": (1,), "growth_rate": 16, "stem_features": 64},
 }
 
 

@@ -71,7 +71,7 @@ def get_config(arg=None):
         c.optimizer.lr = 0.05
         c.pipeline.dense_steps, c.train.steps = 300, 100
     if "runlocal" in flags:
-        _moving_digits(c, {"stage_sizes": (1,), "widths": (8,), "stem_features": 8})
+        _moving_digits(c, {"stage_sizes": (1,), "widths": (8,), "stem_features": 8, "stem_kernel": (3, 3, 3)})
         c.data.num_threads = 0
         _paper.runlocal(c)
         c.data.batch_size, c.data.eval_batch_size = 8, 120

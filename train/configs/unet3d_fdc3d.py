@@ -44,7 +44,7 @@ def get_config(arg=None):
     c.pipeline.fdc3d.batch_size = 1
     if "runlocal" in flags:
         c.data.kwargs = {"size": 8, "num_classes": 3, "num_train": 8, "num_test": 4}
-        _paper.runlocal(c, {"widths": (4, 8)})
+        _paper.runlocal(c, {"widths": (4,)})
         c.data.batch_size, c.data.eval_batch_size = 2, 2
         c.pipeline.fdc3d.batch_size = 2
     return c

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from compact_jax.bench._timing import print_table
-from train import checkpoint, data, models, sharding, steps, tasks, trainer
+from train import checkpoint, data, models, optim, sharding, steps, tasks, trainer
 from train.errors import UserError
 
 __all__ = [
@@ -219,10 +219,21 @@ def dense_stage(config, workdir: str | None, dataset: data.Dataset) -> tuple[Any
 
 
 def evaluate(config, model, variables: Mapping, dataset: data.Dataset, task: tasks.Task | None = None) -> dict:
-    """Test metrics of ``model`` with ``variables`` (``{"params", <state collections>}``)."""
+    """Test metrics of ``model`` with ``variables`` (``{"params", <state collections>}``).
+
+    The state is laid out like :func:`train.trainer.train`'s (with ``config``'s
+    optimiser state), so the evaluation program is the trainer's own and is
+    compiled once for both.
+    """
     mesh = sharding.make_mesh()
     task = task or tasks.get_task(dataset.task, num_classes=dataset.num_classes)
-    state = {"params": variables["params"], "model_state": {k: v for k, v in variables.items() if k != "params"}}
+    params = variables["params"]
+    state = {
+        "step": jnp.zeros((), jnp.int32),
+        "params": params,
+        "model_state": {k: v for k, v in variables.items() if k != "params"},
+        "opt_state": optim.make_optimizer(config.optimizer, int(config.train.steps)).init(params),
+    }
     state = jax.device_put(state, sharding.replicated(mesh))
     eval_step = steps.make_eval_step(model, task, mesh)
     return trainer.evaluate(eval_step, task, state, dataset=dataset, mesh=mesh, batch_size=config.data.eval_batch_size)
@@ -255,7 +266,3 @@ def set_node(tree: dict, path: str, value: Any) -> None:
     for part in parents:
         tree = tree[part]
     tree[last] = value
-
-
-def as_numpy_tree(tree: Any) -> Any:
-    return jax.tree.map(lambda a: jnp.asarray(a), tree)

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from train import steps
 from train.errors import UserError
 from train.pipelines import _stages
 from train.pipelines.policy import resolve_plan
@@ -64,9 +65,10 @@ def basis_distance(plan, params, dense_params) -> float:
     from compact_jax import basis
 
     residual = total = 0.0
+    build = jax.jit(basis.build_kernel, static_argnums=1)
     for entry in regularized_layers(plan):
         kernel = np.asarray(_stages.get_node(dense_params, entry.path)["kernel"], np.float64)
-        approx = np.asarray(basis.build_kernel(_layer_params(params, plan, entry), entry.spec), np.float64)
+        approx = np.asarray(build(_layer_params(params, plan, entry), entry.spec), np.float64)
         residual += float(np.sum((kernel - approx) ** 2))
         total += float(np.sum(kernel**2))
     return float(np.sqrt(residual / total)) if total else float("nan")
@@ -91,8 +93,9 @@ def run(config, workdir: str | None) -> _stages.PipelineResult:
         plan, params = compress.fit(plan, variables["params"])
         start = {**variables, "params": params}
     else:
-        key = jax.random.key(int(config.seed))
-        start = jax.device_get(compact.init({"params": key, "dropout": key}, jnp.zeros(shape), train=False))
+        key = jax.random.key(int(config.seed), impl=steps.RNG_IMPL)
+        init = jax.jit(lambda x: compact.init({"params": key, "dropout": key}, x, train=False))
+        start = jax.device_get(init(jnp.zeros(shape)))
     dense_params = variables["params"]
     result = _stages.PipelineResult(
         title=f"{config.get('name', 'basis')}: filter basis from a {'SVD of the' if init == 'svd' else 'random init,'} "

@@ -177,7 +177,10 @@ def compress_network(config, plan, model, variables, dataset) -> tuple[object, d
     iterator = data.train_iterator(dataset, global_batch_size=int(cfg.batch_size), seed=int(config.seed) + 1)
     batches = [next(iterator)["inputs"] for _ in range(int(cfg.batches))]
     records = capture_layers(model, variables, batches, [e.path for e in entries])
-    plan, params = compress.fit(plan, variables["params"])  # every other layer; FDC3D layers replaced below
+    if all(e.method in ("fdc3d", "dense") for e in plan.layers):
+        params = _stages.copy_tree(variables["params"])  # dense layers keep their kernels
+    else:
+        plan, params = compress.fit(plan, variables["params"])  # FDC3D layers are replaced below
     specs, errors = {}, []
     for entry in entries:
         dense = _stages.get_node(variables["params"], entry.path)
