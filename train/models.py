@@ -124,8 +124,10 @@ def build_model(cfg, *, num_classes: int | None = None, input_shape: Sequence[in
     from train.pipelines.policy import has_policy, resolve_plan
 
     if has_policy(cfg):
-        if cfg.conv.method != "dense" or input_shape is None:
+        if cfg.conv.method != "dense":
             raise UserError("model.compress.preset needs model.conv.method 'dense' (the preset picks the layers' methods)")
+        if input_shape is None:
+            raise TypeError("build_model: a compression preset needs input_shape (the model is traced to resolve it)")
         from compact_jax import compress
 
         model = compress.build(resolve_plan(cfg.compress, model, input_shape))

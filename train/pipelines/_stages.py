@@ -21,7 +21,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from compact_jax.bench._timing import print_table
 from train import checkpoint, data, models, optim, sharding, steps, tasks, trainer
 from train.errors import UserError
 
@@ -95,11 +94,6 @@ class PipelineResult:
             self.notes.append(f"{label}: stopped by SIGTERM at step {int(result.state['step'])}; rerun to resume")
         else:
             self.stages.append((label, result.num_params, result.metrics))
-
-    def print(self) -> None:
-        print_table(("stage", "params", "vs dense", self.metric), self.rows(), title=self.title)
-        for note in self.notes:
-            print(note)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:

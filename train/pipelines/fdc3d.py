@@ -92,6 +92,7 @@ def _conv_kwargs(layer) -> dict:
 @functools.partial(jax.jit, static_argnames=("conv", "steps", "gamma", "learning_rate"))
 def _fit_beta(kernel, bias, xs, ys, *, conv, steps, gamma, learning_rate):
     """Adam on Eq. (8)'s LASSO over ``beta`` (c,), from ones; returns ``(beta, objective history)``."""
+    from compact_jax import temporal
     from compact_jax.conv import conv as conv_fn
 
     conv = dict(conv)
@@ -102,7 +103,7 @@ def _fit_beta(kernel, bias, xs, ys, *, conv, steps, gamma, learning_rate):
         out = conv_fn(x, kernel * beta.reshape((1,) * (kernel.ndim - 2) + (-1, 1)), **conv)
         if bias is not None:
             out = out + bias
-        return jnp.mean((out - y) ** 2) / power + gamma * jnp.mean(jnp.abs(beta))
+        return jnp.mean((out - y) ** 2) / power + gamma * temporal.channel_sparsity({"beta": beta}) / beta.size
 
     def step(carry, i):
         beta, state = carry
