@@ -6,20 +6,23 @@ the embedded digits and shared by the ApproxConv and filter-basis tests
 moving-digit clips.
 """
 
+import copy
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
 
-from compact_jax import temporal
+from compact_jax import compress, temporal
 from compact_jax.conv import conv
 from train import config as config_lib
 from train import pipelines
 from train.errors import UserError
-from train.pipelines import _stages, fdc3d
+from train.pipelines import _stages, fdc3d, fdc3d_ablation
 from train.pipelines import basis as basis_pipeline
-from train.pipelines.policy import policy_from_config
+from train.pipelines.policy import policy_from_config, resolve_plan
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -235,3 +238,69 @@ def test_beta_stays_at_one_without_the_l1_penalty_and_the_identity_keeps_the_tap
     shrunk, _ = fdc3d.fit_layer(kernel, None, *records["stage1/block0/conv1"], spec, layer, transform_steps=1,
                                 transform_learning_rate=0.05, steps=20, gamma=0.5, learning_rate=0.01)
     assert np.all(np.asarray(shrunk["beta"]) < 1.0)  # the l1 penalty shrinks every channel scale
+
+
+def _fit_clips(clips_dense, transform, **fdc3d_cfg):
+    config, model, variables, dataset, _ = clips_dense
+    config = copy.deepcopy(config)
+    config.model.compress.kwargs.transform = transform
+    for key, value in fdc3d_cfg.items():
+        config.pipeline.fdc3d[key] = value
+    plan = resolve_plan(config.model.compress, model, _stages.input_shape(dataset))
+    return plan, fdc3d.fit_network(config, plan, model, variables, dataset)
+
+
+@pytest.mark.parametrize("transform", ["learned_householder", "dct", "none"])
+def test_fitted_layers_left_unpruned_rebuild_the_dense_network(clips_dense, transform):
+    """beta = 1 (no Adam steps) and nothing pruned: the frequency-domain net is the dense net, any transform."""
+    _, model, variables, dataset, _ = clips_dense
+    plan, fitted = _fit_clips(clips_dense, transform, steps=0)
+    assert set(fitted) == {"stem_conv", "stage1/block0/conv1", "stage1/block0/conv2"}
+    whole = {path: dataclasses.replace(layer, prune=(0.0, 0.0)) for path, layer in fitted.items()}
+    plan, params = fdc3d.prune_network(plan, variables, whole)
+    x = np.asarray(dataset.test.arrays["inputs"][:16])
+    want = model.apply(variables, x, train=False)
+    got = compress.build(plan).apply({**variables, "params": params}, x, train=False)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_prune_network_only_prunes_the_named_layer(clips_dense):
+    _, _, variables, _, _ = clips_dense
+    plan, fitted = _fit_clips(clips_dense, "dct")
+    assert {path: layer.prune for path, layer in fitted.items()} == {
+        "stem_conv": (0.0, 0.5), "stage1/block0/conv1": (0.25, 1 / 3), "stage1/block0/conv2": (0.25, 1 / 3)}
+    one, _ = fdc3d.prune_network(plan, variables, fitted, only="stage1/block0/conv1")
+    kept = {e.path: (e.spec.num_channels, e.spec.num_rows) for e in one.layers if e.method == "fdc3d"}
+    assert kept == {"stem_conv": (3, 3), "stage1/block0/conv1": (6, 2), "stage1/block0/conv2": (8, 3)}
+    with pytest.raises(ValueError, match="'conv9' is not a fitted FDC3D layer"):
+        fdc3d.prune_network(plan, variables, fitted, only="conv9")
+
+
+def test_ablation_orderings_count_cases_and_leave_out_collapsed_ones():
+    result = fdc3d_ablation.AblationResult([0, 1, 2])
+    result.dense, result.majority = [1.0, 1.0, 1.0], 0.25
+    result.network = {"learned": [0.9, 0.25, 0.7], "DCT": [0.8, 0.25, 0.7], "min-l2": [0.85, 0.2, 0.3]}
+    # seed 1: every transform at (or under) the majority-class rate -> left out
+    assert result.orderings("network") == {"learned >= DCT": (2, 1, 2), "DCT >= min-l2": (1, 1, 2),
+                                           "learned >= min-l2": (2, 2, 2)}
+
+
+def test_ablation_script_measures_both_views_on_every_transform(clips_dense, capsys):
+    export = clips_dense[-1]
+    overrides = ["train.progress=False", "data.batch_size=16", f"pipeline.dense_export={export}"]
+    result = fdc3d_ablation.ablation("ucf101_fdc3d:2x,runlocal", [0], overrides=overrides)
+    assert list(result.network) == list(fdc3d_ablation.TRANSFORMS)
+    assert all(len(accs) == 1 and 0.0 <= accs[0] <= 1.0 for accs in result.network.values())
+    assert all(set(by_path) == {"stem_conv", "stage1/block0/conv1", "stage1/block0/conv2"}
+               for by_path in result.layers.values())
+    assert 0.0 < result.majority < 1.0 and result.dense[0] > result.majority
+    fdc3d_ablation.report("clips", result)
+    out = capsys.readouterr().out
+    assert "every layer pruned" in out and "one layer pruned" in out and out.count("ordering held") == 2
+
+
+def test_ablation_script_mistakes_exit_2_with_one_line(capsys):
+    assert fdc3d_ablation.main(["--configs", "digits_dense", "--seeds", "0"]) == 2
+    assert "needs an fdc3d config" in capsys.readouterr().err
+    assert fdc3d_ablation.main(["--seeds", "0,x"]) == 2
+    assert "--seeds must be comma-separated integers" in capsys.readouterr().err

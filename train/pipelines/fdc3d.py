@@ -43,7 +43,8 @@ from train.errors import UserError
 from train.pipelines import _stages
 from train.pipelines.policy import resolve_plan
 
-__all__ = ["SOLVERS", "capture_layers", "fit_layer", "prune_layer", "compress_network", "run"]
+__all__ = ["SOLVERS", "FittedLayer", "capture_layers", "fit_layer", "prune_layer", "fit_network", "prune_network",
+           "compress_network", "run"]
 
 SOLVERS = ("eq9", "closed_form")
 
@@ -163,6 +164,74 @@ def prune_layer(params: dict, spec, *, p_c: float, p_t: float):
     return temporal.prune(params, spec, p_c=p_c, p_t=p_t)
 
 
+@dataclasses.dataclass(frozen=True)
+class FittedLayer:
+    """One layer after Eq. (9), before pruning.
+
+    Attributes:
+      params: the unpruned FDC3D parameters (``coeffs``, ``beta``, a learned transform's parameters).
+      spec: its unpruned :class:`~compact_jax.temporal.FrequencySpec`.
+      prune: the plan's ``(p_c, p_t)`` (``(0, 0)``: none).
+      bias: the dense layer's bias, or None.
+      objective: the final value of Eq. (8)'s objective.
+    """
+
+    params: dict
+    spec: object
+    prune: tuple[float, float]
+    bias: object
+    objective: float
+
+
+def fit_network(config, plan, model, variables, dataset) -> dict[str, FittedLayer]:
+    """Algorithm 1, steps 2-9, on every FDC3D layer of ``plan``: ``path -> FittedLayer``, nothing pruned yet.
+
+    The layer inputs and outputs are recorded once, on ``pipeline.fdc3d.batches``
+    training batches of ``pipeline.fdc3d.batch_size``.
+    """
+    cfg = config.pipeline.fdc3d
+    entries = [e for e in plan.layers if e.method == "fdc3d"]
+    iterator = data.train_iterator(dataset, global_batch_size=int(cfg.batch_size), seed=int(config.seed) + 1)
+    batches = [next(iterator)["inputs"] for _ in range(int(cfg.batches))]
+    records = capture_layers(model, variables, batches, [e.path for e in entries])
+    fitted = {}
+    for entry in entries:
+        dense = _stages.get_node(variables["params"], entry.path)
+        full = dataclasses.replace(entry.spec, kept_rows=None, kept_channels=None)
+        params, history = fit_layer(dense["kernel"], dense.get("bias"), *records[entry.path], full, entry.layer,
+                                    transform_steps=cfg.transform_steps,
+                                    transform_learning_rate=cfg.transform_learning_rate,
+                                    steps=cfg.steps, gamma=cfg.gamma, learning_rate=cfg.learning_rate)
+        fitted[entry.path] = FittedLayer(jax.device_get(params), full, entry.prune or (0.0, 0.0), dense.get("bias"),
+                                         float(history[-1]) if len(history) else float("nan"))
+    return fitted
+
+
+def prune_network(plan, variables, fitted: dict[str, FittedLayer], *, only: str | None = None) -> tuple[object, dict]:
+    """Algorithm 1, steps 10-13: every fitted layer pruned to its ``(p_c, p_t)``: ``(plan, params)``.
+
+    ``only``: prune just the layer at this path; the other fitted layers keep
+    all their channels and frequency rows (FDC3D's Fig. 2 prunes one layer).
+    """
+    from compact_jax import compress
+
+    if only is not None and only not in fitted:
+        raise ValueError(f"prune_network: only={only!r} is not a fitted FDC3D layer; fitted: {sorted(fitted)}")
+    if all(e.method in ("fdc3d", "dense") for e in plan.layers):
+        params = _stages.copy_tree(variables["params"])  # dense layers keep their kernels
+    else:
+        plan, params = compress.fit(plan, variables["params"])  # FDC3D layers are replaced below
+    specs = {}
+    for path, layer in fitted.items():
+        p_c, p_t = layer.prune if only in (None, path) else (0.0, 0.0)
+        pruned, spec = prune_layer(layer.params, layer.spec, p_c=p_c, p_t=p_t)
+        if layer.bias is not None:
+            pruned["bias"] = layer.bias
+        _stages.set_node(params, path, pruned)
+        specs[path] = spec
+    return plan.with_specs(specs), params
+
+
 def compress_network(config, plan, model, variables, dataset) -> tuple[object, dict, list[str]]:
     """Algorithm 1, steps 1-13, on every FDC3D layer of ``plan``: ``(plan, params, notes)``."""
     from compact_jax import compress
@@ -174,32 +243,12 @@ def compress_network(config, plan, model, variables, dataset) -> tuple[object, d
     if solver == "closed_form":
         plan, params = compress.fit(plan, variables["params"])
         return plan, params, ["closed-form transform and pruning (no data)"]
-    entries = [e for e in plan.layers if e.method == "fdc3d"]
-    iterator = data.train_iterator(dataset, global_batch_size=int(cfg.batch_size), seed=int(config.seed) + 1)
-    batches = [next(iterator)["inputs"] for _ in range(int(cfg.batches))]
-    records = capture_layers(model, variables, batches, [e.path for e in entries])
-    if all(e.method in ("fdc3d", "dense") for e in plan.layers):
-        params = _stages.copy_tree(variables["params"])  # dense layers keep their kernels
-    else:
-        plan, params = compress.fit(plan, variables["params"])  # FDC3D layers are replaced below
-    specs, errors = {}, []
-    for entry in entries:
-        dense = _stages.get_node(variables["params"], entry.path)
-        full = dataclasses.replace(entry.spec, kept_rows=None, kept_channels=None)
-        fitted, history = fit_layer(dense["kernel"], dense.get("bias"), *records[entry.path], full, entry.layer,
-                                    transform_steps=cfg.transform_steps,
-                                    transform_learning_rate=cfg.transform_learning_rate,
-                                    steps=cfg.steps, gamma=cfg.gamma, learning_rate=cfg.learning_rate)
-        p_c, p_t = entry.prune or (0.0, 0.0)
-        pruned, spec = prune_layer(jax.device_get(fitted), full, p_c=p_c, p_t=p_t)
-        if "bias" in dense:
-            pruned["bias"] = dense["bias"]
-        _stages.set_node(params, entry.path, pruned)
-        specs[entry.path] = spec
-        errors.append(float(history[-1]))
-    notes = [f"Eq. (9) fits of {len(entries)} layers (beta: {cfg.steps} Adam steps on {cfg.batches} recorded "
-             f"batches, mean final objective {np.mean(errors):.4f})"]
-    return plan.with_specs(specs), params, notes
+    fitted = fit_network(config, plan, model, variables, dataset)
+    plan, params = prune_network(plan, variables, fitted)
+    objective = np.mean([layer.objective for layer in fitted.values()])
+    notes = [f"Eq. (9) fits of {len(fitted)} layers (beta: {cfg.steps} Adam steps on {cfg.batches} recorded "
+             f"batches, mean final objective {objective:.4f})"]
+    return plan, params, notes
 
 
 def run(config, workdir: str | None) -> _stages.PipelineResult:
