@@ -304,3 +304,11 @@ def test_ablation_script_mistakes_exit_2_with_one_line(capsys):
     assert "needs an fdc3d config" in capsys.readouterr().err
     assert fdc3d_ablation.main(["--seeds", "0,x"]) == 2
     assert "--seeds must be comma-separated integers" in capsys.readouterr().err
+
+
+def test_ablation_dense_runs_are_shared_exactly_when_the_dense_network_is_the_same():
+    name = lambda config, *o: fdc3d_ablation._dense_run_name(config_lib.load(config, list(o)))  # noqa: E731
+    assert name("ucf101_fdc3d:2x,digits") == name("ucf101_fdc3d:4x_dct,digits")
+    assert name("ucf101_fdc3d:2x,digits") != name("ucf101_fdc3d:2x,digits", "seed=1")
+    assert name("ucf101_fdc3d:2x,digits") != name("ucf101_fdc3d:2x,digits", "pipeline.dense_steps=10")
+    assert name("ucf101_fdc3d:2x,digits") != name("ucf101_fdc3d:2x,runlocal")

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import os
 import sys
 from collections.abc import Sequence
@@ -119,6 +120,19 @@ def _majority_rate(dataset) -> float:
     return float(np.bincount(labels).max() / labels.size)
 
 
+def _dense_run_name(config) -> str:
+    """``dense_seed{seed}_{digest}``: configs that train the same dense network (2x and 4x) share its run."""
+    dense = _stages._dense_config(config)
+    with dense.unlocked():
+        for key in ("name", "pipeline"):
+            if key in dense:
+                del dense[key]
+        del dense.model["compress"]
+        dense.train.progress = False
+    digest = hashlib.sha1(dense.to_json(sort_keys=True).encode()).hexdigest()[:10]
+    return f"dense_seed{config.seed}_{digest}"
+
+
 def ablation(config_name: str, seeds: Sequence[int], *, views: Sequence[str] = VIEWS, overrides: Sequence[str] = (),
              workdir: str | None = None) -> AblationResult:
     """Trains (or reuses, with ``workdir``) one dense network per seed and measures every transform on it."""
@@ -137,7 +151,7 @@ def ablation(config_name: str, seeds: Sequence[int], *, views: Sequence[str] = V
             raise UserError(f"{config_name}: the ablation compares test accuracy; dataset {config.data.name!r} "
                             f"is a {dataset.task} task")
         result.majority = _majority_rate(dataset)
-        run_dir = os.path.join(workdir, f"{config_name.replace(':', '_')}_seed{seed}") if workdir else None
+        run_dir = os.path.join(workdir, _dense_run_name(config)) if workdir else None
         model, variables, metrics = _stages.dense_stage(config, run_dir, dataset)
         result.dense.append(float(metrics["accuracy"]))
         for label, transform in TRANSFORMS.items():
@@ -192,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="network: every layer pruned; layers: one layer pruned at a time (default: both)")
     parser.add_argument("--set", dest="overrides", action="append", default=["train.progress=False"],
                         metavar="KEY=VALUE", help="config override (repeatable)")
-    parser.add_argument("--workdir", help="keep the dense runs here (reused when re-run)")
+    parser.add_argument("--workdir", help="keep the dense runs here (reused when re-run, shared by 2x and 4x)")
     args = parser.parse_args(argv)
     try:
         seeds = [int(s) for s in args.seeds.split(",")]
