@@ -172,7 +172,7 @@ def _print_orderings(result: AblationResult, view: str, unit: str) -> None:
     parts = [f"{name} on {held}/{cases} {unit} ({strictly} strictly)" for name, (held, strictly, cases) in orderings.items()]
     cases = next(iter(orderings.values()))[2]
     skipped = len(result.dense) * (1 if view == "network" else len(result.layers["learned"])) - cases
-    tail = f"; {skipped} {unit} left out: every transform at the majority-class rate" if skipped else ""
+    tail = f"; {skipped} more left out (every transform at or below the majority-class rate)" if skipped else ""
     print("ordering held: " + ", ".join(parts) + tail)
 
 
