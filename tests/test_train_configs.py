@@ -27,20 +27,8 @@ EXPERIMENTS = config_lib.available_experiments()
 RUN_ELSEWHERE = {"digits_dense", "digits_filtermap", "digits_basis", "digits_cos", "digits_cheb"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def compilation_cache(tmp_path_factory):
-    """A persistent XLA cache for this module: runs repeating a program skip its compilation."""
-    settings = {
-        "jax_compilation_cache_dir": str(tmp_path_factory.mktemp("xla_cache")),
-        "jax_persistent_cache_min_compile_time_secs": 0.0,
-        "jax_persistent_cache_min_entry_size_bytes": 0,
-    }
-    previous = {key: getattr(jax.config, key) for key in settings}
-    for key, value in settings.items():
-        jax.config.update(key, value)
-    yield
-    for key, value in previous.items():
-        jax.config.update(key, value)
+# A persistent XLA cache for this module: runs repeating a program skip its compilation.
+pytestmark = pytest.mark.usefixtures("compilation_cache")
 
 
 def _runlocal(name: str) -> str:
