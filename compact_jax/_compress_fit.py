@@ -22,7 +22,7 @@ import numpy as np
 from compact_jax import basis, temporal
 from compact_jax._compress_plan import LayerPlan, Plan
 
-__all__ = ["fit", "fold", "fit_sliced_basis"]
+__all__ = ["fit", "fit_sliced_basis"]
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -214,49 +214,3 @@ def fit(plan: Plan, params: Any, *, steps: int = 10) -> tuple[Plan, dict]:
                 compact["bias"] = node["bias"]
             _set(out, member.path, compact)
     return plan.with_specs(specs), out
-
-
-def _compact_kernel(entry: LayerPlan, compact: dict, where: str) -> tuple[jax.Array, jax.Array | None]:
-    spec = entry.spec
-    if entry.method == "basis":
-        if spec.coef_kernel_size != (1, 1):
-            raise ValueError(
-                f"{where}: layer {entry.path!r} uses a {spec.coef_kernel_size} coefficient conv, so it is two "
-                f"convolutions with no single {spec.kernel_size} kernel and cannot be folded into the dense model"
-            )
-        bias = basis.build_bias(compact, spec, precision=_HIGHEST) if spec.basis_bias else None
-        return _jit(_kernel_fn(basis))(compact, spec), bias
-    return _jit(_kernel_fn(entry.entry.module))(compact, spec), None
-
-
-def fold(plan: Plan, params: Any) -> dict:
-    """Dense parameters for compact ones; see :func:`compact_jax.compress.fold`."""
-    where = "compress.fold"
-    source = _copy_tree(params)
-    out = _copy_tree(params)
-    for group in plan.shared:
-        if group.module_name not in source:
-            raise ValueError(f"{where}: params lack the shared basis {group.module_name!r}")
-    for entry in plan.layers:
-        node = _node(source, entry.path, where)
-        compact = {k: v for k, v in node.items() if k != "bias"}
-        if entry.share is not None:
-            compact["basis"] = source[plan.shared_basis(entry.share).module_name]["basis"]
-        shapes = jax.eval_shape(lambda k, s=entry.spec: entry.entry.module.init(k, s), jax.random.key(0))
-        _expect_keys(compact, set(shapes), entry.path, where,
-                     f"the {entry.method} layer's params: pass the compact model's params")
-        kernel, extra_bias = _compact_kernel(entry, compact, where)
-        folded = {"kernel": kernel}
-        bias = node.get("bias")
-        if extra_bias is not None:
-            if bias is None:
-                raise ValueError(
-                    f"{where}: layer {entry.path!r} has a basis bias but the dense layer has no bias to hold it"
-                )
-            bias = bias + extra_bias
-        if bias is not None:
-            folded["bias"] = bias
-        _set(out, entry.path, folded)
-    for group in plan.shared:
-        del out[group.module_name]
-    return out

@@ -16,7 +16,9 @@ compute), gives
 * :func:`fit`: compact parameters for trained dense ones, each layer by its
   method's closed-form ``fit`` and shared bases by a joint fit;
 * :func:`fold`: dense parameters for compact ones (``build_kernel`` per
-  layer), which load into the dense model for deployment.
+  layer), which load into the dense model for deployment;
+  :func:`fold_modules` does the same for any model built from
+  :mod:`compact_jax.linen` convolutions (a conv factory), with no plan.
 
 Example (3D-FilterMap on every k x k conv of a trained ResNet-18)::
 
@@ -44,7 +46,7 @@ from typing import Any
 
 import flax.linen as nn
 
-from compact_jax import _compress_fit
+from compact_jax import _compress_fit, _compress_fold
 from compact_jax._compress_build import CompactModel, DispatchConv
 from compact_jax._compress_build import build as _build
 from compact_jax._compress_fit import fit_sliced_basis
@@ -71,6 +73,7 @@ __all__ = [
     "build",
     "fit",
     "fold",
+    "fold_modules",
     "fit_sliced_basis",
     "compress",
 ]
@@ -152,7 +155,23 @@ def fold(plan: Plan, params: Any) -> dict:
       ValueError: naming a layer with no single dense kernel (a basis layer
         with a larger coefficient conv).
     """
-    return _compress_fit.fold(plan, params)
+    return _compress_fold.fold(plan, params)
+
+
+def fold_modules(model: nn.Module, variables: Any, *args: Any, **kwargs: Any) -> dict:
+    """Dense ``"params"`` for any model built from :mod:`compact_jax.linen` convolutions.
+
+    Runs ``model.apply(variables, *args, **kwargs)`` once (one example,
+    inference mode) and replaces every compact conv it calls by its built
+    kernel and bias; shared bases are dropped. Works for a conv-factory model
+    (``get_model(name, conv=FilterMapConv)``) and for :func:`build`'s compact
+    model alike; the result loads into the same network with dense convs.
+
+    Raises:
+      ValueError: naming a layer with no single dense kernel (a basis layer
+        with a larger coefficient conv), or if no compact conv is called.
+    """
+    return _compress_fold.fold_modules(model, variables, *args, **kwargs)
 
 
 def compress(

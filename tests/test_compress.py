@@ -458,3 +458,56 @@ def test_models_without_a_conv_factory_are_rejected():
         compress.resolve(Policy(), Unnamed(), (1, 8, 8, 3))
     with pytest.raises(TypeError, match="has no `conv` field"):
         compress.resolve(Policy(), NoField(), (1, 8, 8, 3))
+
+
+def _assert_trees_close(got, want, **tol):
+    assert jax.tree.structure(got) == jax.tree.structure(want)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), **tol)
+
+
+def test_fold_modules_of_a_built_model_is_fold_of_its_plan():
+    """Shared and per-layer bases (with basis bias), a series layer: fold_modules needs no plan."""
+    model = models.get_model("vgg16_cifar", layers=(8, 8, 8))
+    shape = (2, 6, 6, 3)
+    variables = _random_variables(model, jnp.zeros(shape))
+    policy = Policy(rules=[
+        Rule(path="conv0", method="cosine"),
+        Rule(path="conv[12]", method="basis", options={"num_basis": 7, "basis_bias": True}, share="net"),
+    ])
+    plan, params = compress.fit(compress.resolve(policy, model, shape), variables["params"])
+    params = jax.tree.map(lambda p: p + 0.1, params)  # a non-zero basis bias to fold
+    x = jnp.ones((1, *shape[1:]))
+    folded = compress.fold_modules(compress.build(plan), {**variables, "params": params}, x, train=False)
+    _assert_trees_close(folded, compress.fold(plan, params), rtol=1e-6, atol=1e-6)
+    assert "shared_basis_net" not in folded
+
+
+@pytest.mark.parametrize("method", ["filtermap", "basis", "cos", "cheb"])
+def test_fold_modules_of_a_conv_factory_model_loads_into_the_dense_network(method):
+    from train.models import conv_factory
+
+    kwargs = dict(stage_sizes=(1, 1), widths=(16, 32), num_classes=5)
+    options = {"num_basis": 6} if method == "basis" else {}
+    compact = models.get_model("resnet20", conv=conv_factory(method, dense_layers=("stem_conv",), **options), **kwargs)
+    dense = models.get_model("resnet20", **kwargs)
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(3, 12, 12, 3)), jnp.float32)
+    variables = _random_variables(compact, x)
+    folded = compress.fold_modules(compact, variables, x[:1], train=False)
+    assert jax.tree.structure(folded) == jax.tree.structure(_random_variables(dense, x)["params"])
+    want = compact.apply(variables, x, train=False)
+    np.testing.assert_allclose(dense.apply({**variables, "params": folded}, x, train=False), want, rtol=1e-4, atol=1e-4)
+
+
+def test_fold_modules_mistakes_name_what_is_wrong():
+    dense = models.get_model("vgg16_cifar", layers=(8, 8, 8))
+    x = jnp.zeros((1, 6, 6, 3))
+    variables = _random_variables(dense, x)
+    with pytest.raises(ValueError, match="called no compact_jax.linen convolution"):
+        compress.fold_modules(dense, variables, x, train=False)
+    with pytest.raises(TypeError, match="'params' collection"):
+        compress.fold_modules(dense, variables["params"], x, train=False)
+    policy = Policy(rules=[Rule(path="conv1", method="basis", options={"num_basis": 4, "coef_kernel_size": 3})])
+    plan, params = compress.fit(compress.resolve(policy, dense, x.shape), variables["params"])
+    with pytest.raises(ValueError, match="'conv1' uses a \\(3, 3\\) coefficient conv"):
+        compress.fold_modules(compress.build(plan), {**variables, "params": params}, x, train=False)

@@ -6,10 +6,9 @@ import jax
 import numpy as np
 import pytest
 
-from train import checkpoint, trainer
+from train import checkpoint, data, models, trainer
 from train import config as config_lib
 from train.errors import NonFiniteLossError
-from train.models import available_methods
 from train.writers import read_jsonl
 
 # Tiny settings shared by the tests: 8x8 digits, no progress bars or TensorBoard.
@@ -39,7 +38,7 @@ def test_loss_decreases_on_embedded_digits(tmp_path):
     assert any(name.startswith("events.out.tfevents") for name in os.listdir(tmp_path / "tensorboard"))
 
 
-@pytest.mark.parametrize("method", [m for m in ("dense", "filtermap", "basis", "cos", "cheb") if m in available_methods()])
+@pytest.mark.parametrize("method", [m for m in ("dense", "filtermap", "basis", "cos", "cheb") if m in models.available_methods()])
 def test_digits_config_smoke_one_step_then_resume_to_a_few(method, tmp_path):
     """One step, then the same command with more steps resumes from its final checkpoint.
 
@@ -57,6 +56,21 @@ def test_digits_config_smoke_one_step_then_resume_to_a_few(method, tmp_path):
     exported = checkpoint.load_export(os.path.join(tmp_path, "export"))
     jax.tree.map(np.testing.assert_array_equal, exported["params"], jax.device_get(few.state["params"]))
     assert os.path.isdir(tmp_path / "tensorboard") is False  # disabled by TINY
+    events = read_jsonl(tmp_path / "metrics.jsonl")
+    if method == "dense":
+        assert not (tmp_path / "export_dense").exists()
+        assert any(e.get("event") == "export_dense_skipped" for e in events)
+        return
+    # The folded dense export loads into the dense network and computes what the compact one does.
+    folded = checkpoint.load_export(os.path.join(tmp_path, "export_dense"))
+    config = config_lib.load("digits_dense:runlocal", constant)
+    x = data.get_dataset(config.data.name, **config.data.kwargs).test.arrays["inputs"][:4]
+    dense = models.build_model(config.model, num_classes=10)
+    compact = models.build_model(config_lib.load(name, constant).model, num_classes=10)
+    state = jax.device_get(few.state["model_state"])
+    want = compact.apply({"params": jax.device_get(few.state["params"]), **state}, x, train=False)
+    got = dense.apply({"params": folded["params"], **folded["model_state"]}, x, train=False)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
 def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):

@@ -96,6 +96,26 @@ def _checkpointer(config, workdir: str | None) -> Checkpointer | None:
     )
 
 
+def _export_dense(workdir: str, model, state: dict, inputs, writer: Writer) -> None:
+    """``WORKDIR/export_dense``: the folded dense model, every compact conv replaced by its kernel.
+
+    It loads into the same network built with dense convolutions
+    (``model.conv.method=dense``, no preset). A dense run has nothing to fold,
+    and a layer with no single kernel (a basis with a larger coefficient conv)
+    cannot be folded: both are logged as an ``export_dense_skipped`` event.
+    """
+    from compact_jax import compress
+
+    model_state = jax.device_get(state["model_state"])
+    variables = {"params": jax.device_get(state["params"]), **model_state}
+    try:
+        folded = compress.fold_modules(model, variables, inputs, train=False)
+    except ValueError as error:
+        writer.event(int(state["step"]), "export_dense_skipped", reason=str(error))
+        return
+    export(os.path.join(workdir, "export_dense"), {"params": folded, "model_state": model_state})
+
+
 def train(
     config, workdir: str | None = None, *, desc: str = "train", model=None, task: tasks.Task | None = None,
     variables: dict | None = None,
@@ -175,6 +195,7 @@ def train(
             writer.write(int(state["step"]), results, kind="eval")
             if workdir:
                 export(os.path.join(workdir, "export"), {"params": state["params"], "model_state": state["model_state"]})
+                _export_dense(workdir, model, state, inputs, writer)
     finally:
         stop.restore()
         if ckpt is not None:
