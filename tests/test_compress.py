@@ -511,3 +511,18 @@ def test_fold_modules_mistakes_name_what_is_wrong():
     plan, params = compress.fit(compress.resolve(policy, dense, x.shape), variables["params"])
     with pytest.raises(ValueError, match="'conv1' uses a \\(3, 3\\) coefficient conv"):
         compress.fold_modules(compress.build(plan), {**variables, "params": params}, x, train=False)
+
+
+def test_fold_modules_of_a_pruned_frequency_conv3d_model_loads_into_the_dense_network():
+    from train.models import conv_factory
+
+    kwargs = dict(stage_sizes=(1,), widths=(8,), stem_features=8, stem_kernel=(3, 3, 3), num_classes=4)
+    conv = conv_factory("fdc3d", dense_layers=("stem_conv",), kept_rows=(0, 2), transform="dct")
+    compact = models.get_model("resnet3d_18", conv=conv, **kwargs)
+    dense = models.get_model("resnet3d_18", **kwargs)
+    x = jnp.asarray(np.random.default_rng(2).normal(size=(2, 4, 8, 8, 3)), jnp.float32)
+    variables = _random_variables(compact, x)
+    folded = compress.fold_modules(compact, variables, x[:1], train=False)
+    assert folded["stage1"]["block0"]["conv1"]["kernel"].shape == (3, 3, 3, 8, 8)
+    want = compact.apply(variables, x, train=False)
+    np.testing.assert_allclose(dense.apply({**variables, "params": folded}, x, train=False), want, rtol=1e-4, atol=1e-4)
