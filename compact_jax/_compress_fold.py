@@ -65,11 +65,14 @@ def fold(plan: Plan, params: Any) -> dict:
 def fold_modules(model: nn.Module, variables: Any, *args: Any, **kwargs: Any) -> dict:
     """Dense parameters for any Linen model whose convolutions are :mod:`compact_jax.linen` modules.
 
-    ``model.apply(variables, *args, **kwargs)`` runs once (eagerly; use one
-    example and inference mode, e.g. ``train=False``); every compact conv it
-    calls is replaced by ``{"kernel", "bias"}`` with its built kernel, and
-    shared-basis modules are dropped. The result loads into the same network
-    built with dense convolutions (``flax.linen.Conv`` / ``DenseConv``).
+    ``model.apply(variables, *args, **kwargs)`` is traced (use one example and
+    inference mode, e.g. ``train=False``); every compact conv it calls is
+    replaced by ``{"kernel", "bias"}`` with its built kernel, and shared-basis
+    modules are dropped. The result loads into the same network built with
+    dense convolutions (``flax.linen.Conv`` / ``DenseConv``). The layers are
+    found by an abstract trace, so a model with nothing to fold costs no
+    compilation; the compact parameters are then gathered by one jitted call
+    whose forward pass is dead code.
 
     Raises:
       ValueError: naming a layer with no single dense kernel (a basis layer
@@ -80,35 +83,39 @@ def fold_modules(model: nn.Module, variables: Any, *args: Any, **kwargs: Any) ->
     where = "compress.fold_modules"
     if not hasattr(variables, "keys") or "params" not in variables:
         raise TypeError(f"{where}: variables must be a dict with a 'params' collection, got {type(variables).__name__}")
-    layers, shared = {}, set()
+    specs, shared = {}, set()
 
-    def record(next_fun, call_args, call_kwargs, context):
-        out = next_fun(*call_args, **call_kwargs)
-        module = context.module
-        path = "/".join(module.scope.path)
-        if (isinstance(module, linen.CompactConv) and not isinstance(module, linen.DenseConv)
-                and context.method_name == "compact_params"):
-            spec = call_args[0] if call_args else call_kwargs["spec"]
-            layers.setdefault(path, (module.method, spec, out))
-        elif isinstance(module, linen.SharedBasis):
-            shared.add(path)
-        return out
+    def gather(variables, args):
+        """``path -> compact params`` of every compact conv the forward pass calls (fills ``specs``, ``shared``)."""
+        compact = {}
 
-    with nn.intercept_methods(record):
-        model.apply(variables, *args, **kwargs)
-    if not layers:
+        def record(next_fun, call_args, call_kwargs, context):
+            out = next_fun(*call_args, **call_kwargs)
+            module = context.module
+            path = "/".join(module.scope.path)
+            if (isinstance(module, linen.CompactConv) and not isinstance(module, linen.DenseConv)
+                    and context.method_name == "compact_params" and path not in compact):
+                specs[path] = (module.method, call_args[0] if call_args else call_kwargs["spec"])
+                compact[path] = out
+            elif isinstance(module, linen.SharedBasis):
+                shared.add(path)
+            return out
+
+        with nn.intercept_methods(record):
+            model.apply(variables, *args, **kwargs)
+        return compact
+
+    jax.eval_shape(gather, variables, args)
+    if not specs:
         raise ValueError(f"{where}: {type(model).__name__} called no compact_jax.linen convolution "
                          f"other than DenseConv: nothing to fold")
-    source = _copy_tree(variables["params"])
+    compact = jax.jit(gather)(variables, args)
     out = _copy_tree(variables["params"])
-    for path, (method, spec, compact) in layers.items():
-        kernel, extra_bias = _folded_kernel(method, compact, spec, path, where)
-        bias = _node(source, path, where).get("bias")
+    for path, (method, spec) in specs.items():
+        kernel, extra_bias = _folded_kernel(method, compact[path], spec, path, where)
+        bias = _node(out, path, where).get("bias")
         _set(out, path, _dense_node(kernel, extra_bias, bias, path, where))
-    for path in sorted(shared, key=len, reverse=True):
+    for path in sorted(shared, key=len, reverse=True):  # nested entries before their parents
         *parents, last = path.split("/")
-        node = out
-        for part in parents:
-            node = node[part]
-        node.pop(last, None)
+        (_node(out, "/".join(parents), where) if parents else out).pop(last, None)
     return out
