@@ -6,7 +6,8 @@ parameters and follows one protocol (:mod:`compact_jax.protocol`):
 * :mod:`compact_jax.filtermap` -- 3D-FilterMap (overlapping windows of a 3-D map)
 * :mod:`compact_jax.basis`     -- Learning Filter Basis (split-wise shared bases)
 * :mod:`compact_jax.series`    -- ApproxConv (cosine / Chebyshev series kernels)
-* :mod:`compact_jax.temporal`  -- FDC3D (frequency-domain compact 3-D convolutions)
+* :mod:`compact_jax.fdc3d`     -- FDC3D (frequency-domain compact 3-D convolutions;
+  also importable under its former name :mod:`compact_jax.temporal`)
 * :mod:`compact_jax.dense`     -- the dense baseline
 
 Flax modules are in :mod:`compact_jax.linen` and :mod:`compact_jax.nnx`, the
@@ -20,6 +21,7 @@ from compact_jax import (
     basis,
     compress,
     dense,
+    fdc3d,
     filtermap,
     layer,
     models,
@@ -36,7 +38,7 @@ from compact_jax.filtermap import FilterMapSpec
 from compact_jax.protocol import ConvSpec, count_params
 from compact_jax.quant import Quantizer
 from compact_jax.series import SeriesSpec
-from compact_jax.temporal import FrequencySpec
+from compact_jax.fdc3d import FrequencySpec
 
 __version__ = "0.1.0"
 
@@ -64,6 +66,7 @@ __all__ = [
     "conv",
     "count_params",
     "dense",
+    "fdc3d",
     "filtermap",
     "layer",
     "models",

@@ -33,7 +33,7 @@ import math
 from collections.abc import Sequence
 from typing import Union
 
-from compact_jax._validate import check_int, check_int_tuple, check_positive_int
+from compact_jax.validate import check_int, check_int_tuple, check_positive_int
 
 __all__ = [
     "PaddingLike",

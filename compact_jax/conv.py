@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from compact_jax import arith
-from compact_jax._validate import check_choice, check_int_tuple, check_positive_int
+from compact_jax.validate import check_choice, check_int_tuple, check_positive_int
 
 __all__ = ["conv", "check_conv_input", "add_channel_bias"]
 

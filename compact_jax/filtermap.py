@@ -49,7 +49,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from compact_jax._validate import check_choice, check_int_tuple
+from compact_jax.validate import check_choice, check_int_tuple
 from compact_jax.protocol import ConvSpec, check_kernel_shape
 
 __all__ = [

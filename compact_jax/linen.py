@@ -24,7 +24,7 @@ from compact_jax import dense
 from compact_jax import basis as _basis
 from compact_jax import filtermap as _filtermap
 from compact_jax import series as _series
-from compact_jax import temporal as _temporal
+from compact_jax import fdc3d as _fdc3d
 from compact_jax.arith import PaddingLike
 from compact_jax.layer import canonical_kernel_size, layer_apply
 from compact_jax.protocol import ConvSpec
@@ -356,10 +356,10 @@ class FrequencyConv3D(CompactConv):
     kept_channels: tuple[int, ...] | None = None
     importance: str = "group"
 
-    method = _temporal
+    method = _fdc3d
 
-    def spec(self, in_features: int) -> _temporal.FrequencySpec:
-        return _temporal.FrequencySpec(
+    def spec(self, in_features: int) -> _fdc3d.FrequencySpec:
+        return _fdc3d.FrequencySpec(
             **self.conv_shape(in_features),
             transform=self.transform,
             transform_init=self.transform_init,

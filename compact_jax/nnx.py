@@ -19,7 +19,7 @@ from compact_jax import dense
 from compact_jax import basis as _basis
 from compact_jax import filtermap as _filtermap
 from compact_jax import series as _series
-from compact_jax import temporal as _temporal
+from compact_jax import fdc3d as _fdc3d
 from compact_jax.arith import PaddingLike
 from compact_jax.layer import canonical_kernel_size, layer_apply
 from compact_jax.protocol import ConvSpec
@@ -320,7 +320,7 @@ class BasisConv(CompactConv):
 class FrequencyConv3D(CompactConv):
     """NNX twin of :class:`compact_jax.linen.FrequencyConv3D` (same parameter names)."""
 
-    method = _temporal
+    method = _fdc3d
 
     def __init__(
         self,
@@ -338,7 +338,7 @@ class FrequencyConv3D(CompactConv):
         rngs: nnx.Rngs,
         **conv_kwargs: Any,
     ):
-        spec = _temporal.FrequencySpec(
+        spec = _fdc3d.FrequencySpec(
             **self.conv_shape(in_features, out_features, kernel_size, feature_group_count),
             transform=transform,
             transform_init=transform_init,

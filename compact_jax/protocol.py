@@ -24,7 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import jax
 
-from compact_jax._validate import check_int_tuple, check_positive_int
+from compact_jax.validate import check_int_tuple, check_positive_int
 
 __all__ = ["ConvSpec", "Method", "check_kernel_shape", "count_params"]
 

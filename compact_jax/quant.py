@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from compact_jax._validate import check_choice, check_int
+from compact_jax.validate import check_choice, check_int
 
 __all__ = ["Quantizer", "quantize_mantissa", "quantize_int", "quantize_tree"]
 

@@ -6,7 +6,7 @@ import pytest
 
 from compact_jax import filtermap
 from compact_jax.bench import basis_paths, fdc3d, series_layers
-from compact_jax.bench import _timing
+from compact_jax.bench import timing as _timing
 from compact_jax.bench._layers import compare_to_dense
 
 

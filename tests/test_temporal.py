@@ -12,7 +12,7 @@ import scipy.fft
 import scipy.stats
 from flax import nnx
 
-from compact_jax import _orthogonal as orth
+from compact_jax.fdc3d import _orthogonal as orth
 from compact_jax import linen as cl
 from compact_jax import nnx as cn
 from compact_jax import temporal as T

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from compact_jax.bench._timing import print_table
+from compact_jax.bench.timing import print_table
 from train import config as config_lib
 from train import trainer
 from train.models import available_methods

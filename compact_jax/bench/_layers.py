@@ -9,7 +9,7 @@ import jax
 
 from compact_jax import dense
 from compact_jax.arith import conv_macs, output_shape
-from compact_jax.bench._timing import best_times
+from compact_jax.bench.timing import best_times
 from compact_jax.layer import layer_apply
 from compact_jax.protocol import ConvSpec
 

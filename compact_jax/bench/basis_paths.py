@@ -24,9 +24,9 @@ import dataclasses
 import jax
 
 from compact_jax import basis, dense
-from compact_jax._basis_paths import decomposed
+from compact_jax.basis import decomposed
 from compact_jax.bench._layers import RESNET18_CIFAR_SHAPES
-from compact_jax.bench._timing import best_times, print_table
+from compact_jax.bench.timing import best_times, print_table
 from compact_jax.layer import layer_apply
 
 __all__ = ["Layer", "LAYERS", "basis_rows", "padding_rows", "main"]

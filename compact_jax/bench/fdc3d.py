@@ -21,8 +21,8 @@ from fractions import Fraction
 import jax
 import numpy as np
 
-from compact_jax import temporal
-from compact_jax.bench._timing import best_times, print_table
+from compact_jax import fdc3d
+from compact_jax.bench.timing import best_times, print_table
 from compact_jax.conv import conv
 
 __all__ = ["fdc3d_rows", "main"]
@@ -34,10 +34,10 @@ HEADER = (
 SETTINGS = ((Fraction(1, 4), Fraction(1, 3)), (Fraction(5, 8), Fraction(1, 3)))
 
 
-def _pruned_layer(spec: temporal.FrequencySpec, kernel, beta, p_c: Fraction, p_t: Fraction):
-    params = temporal.fit(kernel, spec)
+def _pruned_layer(spec: fdc3d.FrequencySpec, kernel, beta, p_c: Fraction, p_t: Fraction):
+    params = fdc3d.fit(kernel, spec)
     params["beta"] = beta
-    return temporal.prune(params, spec, p_c=float(p_c), p_t=float(p_t))
+    return fdc3d.prune(params, spec, p_c=float(p_c), p_t=float(p_t))
 
 
 def fdc3d_rows(
@@ -60,7 +60,7 @@ def fdc3d_rows(
       dense; ``param_ratio`` = the row's weights / dense.
     """
     key_x, key_k, key_b = jax.random.split(jax.random.key(0), 3)
-    spec = temporal.FrequencySpec(
+    spec = fdc3d.FrequencySpec(
         features=channels, in_features=channels, kernel_size=(temporal_size, 3, 3)
     )
     x = jax.random.normal(key_x, (batch, frames, size, size, channels))
@@ -78,7 +78,7 @@ def fdc3d_rows(
         params, pruned = _pruned_layer(spec, kernel, beta, p_c, p_t)
         name = f"FDC3D p_c={p_c} p_t={p_t} (c'={pruned.num_channels}, t'={pruned.num_rows})"
         pruned_specs[name] = (pruned, p_c, p_t)
-        variants[name] = (lambda p, x, s=pruned: temporal.apply(p, x, s, path="frequency"), params)
+        variants[name] = (lambda p, x, s=pruned: fdc3d.apply(p, x, s, path="frequency"), params)
     seconds = best_times(variants, x, rounds=1, repeats=repeats, backward=backward)
 
     measured = [(name, *seconds[name], 1.0, 1.0, 1.0) for name in list(variants)[:2]]
@@ -86,12 +86,12 @@ def fdc3d_rows(
         times = seconds[name]
         maps = pruned.num_channels * pruned.num_rows
         macs = out_positions * maps * (9 * channels + temporal_size)
-        eq13 = temporal.speedup(
+        eq13 = fdc3d.speedup(
             in_features=channels, temporal_size=temporal_size, p_c=float(p_c), p_t=float(p_t)
         )
         measured.append((
             name,
-            *times, eq13, macs / dense_macs, temporal.num_params(pruned) / spec.dense_num_params,
+            *times, eq13, macs / dense_macs, fdc3d.num_params(pruned) / spec.dense_num_params,
         ))
     best_fwd = min(row[1] for row in measured[:2])
     best_train = min(row[2] for row in measured[:2])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from compact_jax import filtermap
 from compact_jax.bench._layers import RESNET18_CIFAR_SHAPES, compare_to_dense
-from compact_jax.bench._timing import print_table
+from compact_jax.bench.timing import print_table
 
 __all__ = ["filtermap_rows", "main"]
 

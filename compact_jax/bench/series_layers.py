@@ -12,7 +12,7 @@ import jax
 
 from compact_jax import dense, series
 from compact_jax.bench._layers import RESNET18_CIFAR_SHAPES
-from compact_jax.bench._timing import best_times, print_table
+from compact_jax.bench.timing import best_times, print_table
 from compact_jax.layer import layer_apply
 
 __all__ = ["series_rows", "main"]

@@ -17,7 +17,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from compact_jax._validate import check_positive_int
+from compact_jax.validate import check_positive_int
 
 ModuleDef = Any
 

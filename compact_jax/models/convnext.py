@@ -26,7 +26,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from compact_jax._validate import check_fraction, check_positive_int
+from compact_jax.validate import check_fraction, check_positive_int
 from compact_jax.models._common import ModuleDef, check_input, check_positive_ints, conv_layer, global_avg_pool
 
 __all__ = ["ConvNeXt", "ConvNeXtTiny"]

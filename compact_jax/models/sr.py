@@ -32,7 +32,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from compact_jax._validate import check_positive_int
+from compact_jax.validate import check_positive_int
 from compact_jax.models._common import ModuleDef, batch_norm, check_input, conv_layer
 
 __all__ = ["pixel_shuffle", "Upsampler", "EDSR", "EDSR8x128", "SRResNet", "DIV2K_RGB_MEAN"]

@@ -27,7 +27,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from compact_jax._validate import check_choice, check_positive_int
+from compact_jax.validate import check_choice, check_positive_int
 from compact_jax.models._common import (
     ModuleDef,
     batch_norm,

@@ -19,7 +19,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from compact_jax._validate import check_positive_int
+from compact_jax.validate import check_positive_int
 from compact_jax.models._common import ModuleDef, batch_norm, check_input, conv_layer, global_avg_pool
 
 __all__ = ["VGG", "VGG16Cifar", "VGG16_LAYERS"]

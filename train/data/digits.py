@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from compact_jax._validate import check_fraction, check_int, check_positive_int
+from compact_jax.validate import check_fraction, check_int, check_positive_int
 from train.data.sources import ArraySource, Dataset
 
 __all__ = ["digits", "moving_digits", "DIRECTIONS"]

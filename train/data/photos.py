@@ -13,7 +13,7 @@ import functools
 
 import numpy as np
 
-from compact_jax._validate import check_int, check_positive_int
+from compact_jax.validate import check_int, check_positive_int
 from train.data.sources import ArraySource, Dataset
 
 __all__ = ["photos_sr", "TRAIN_PHOTOS", "TEST_PHOTOS"]

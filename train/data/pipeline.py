@@ -20,7 +20,7 @@ import grain
 import jax
 import numpy as np
 
-from compact_jax._validate import check_int, check_positive_int
+from compact_jax.validate import check_int, check_positive_int
 from train.data.sources import Dataset
 from train.errors import UserError
 

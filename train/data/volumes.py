@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from compact_jax._validate import check_int, check_positive_int
+from compact_jax.validate import check_int, check_positive_int
 from train.data.sources import ArraySource, Dataset
 
 __all__ = ["volumes"]

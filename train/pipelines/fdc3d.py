@@ -93,7 +93,7 @@ def _conv_kwargs(layer) -> dict:
 @functools.partial(jax.jit, static_argnames=("conv", "steps", "gamma", "learning_rate"))
 def _fit_beta(kernel, bias, xs, ys, *, conv, steps, gamma, learning_rate):
     """Adam on Eq. (8)'s LASSO over ``beta`` (c,), from ones; returns ``(beta, objective history)``."""
-    from compact_jax import temporal
+    from compact_jax import fdc3d
     from compact_jax.conv import conv as conv_fn
 
     conv = dict(conv)
@@ -104,7 +104,7 @@ def _fit_beta(kernel, bias, xs, ys, *, conv, steps, gamma, learning_rate):
         out = conv_fn(x, kernel * beta.reshape((1,) * (kernel.ndim - 2) + (-1, 1)), **conv)
         if bias is not None:
             out = out + bias
-        return jnp.mean((out - y) ** 2) / power + gamma * temporal.channel_sparsity({"beta": beta}) / beta.size
+        return jnp.mean((out - y) ** 2) / power + gamma * fdc3d.channel_sparsity({"beta": beta}) / beta.size
 
     def step(carry, i):
         beta, state = carry
@@ -130,7 +130,7 @@ def fit_layer(kernel, bias, xs, ys, spec, layer, *, transform_steps: int, transf
       transform_steps, transform_learning_rate: gradient descent on ``S`` (learned transforms).
       steps, gamma, learning_rate: Adam on ``beta``.
     """
-    from compact_jax._frequency_spec import TRANSFORM_PARAM
+    from compact_jax.fdc3d import TRANSFORM_PARAM
 
     kernel = jnp.asarray(kernel)
     if spec.transform in TRANSFORM_PARAM:
@@ -145,23 +145,23 @@ def fit_layer(kernel, bias, xs, ys, spec, layer, *, transform_steps: int, transf
 
 @functools.partial(jax.jit, static_argnums=1, static_argnames=("steps", "learning_rate"))
 def _fit_transform(kernel, spec, *, steps, learning_rate):
-    from compact_jax import temporal
+    from compact_jax import fdc3d
 
-    return temporal.fit_transform(kernel, spec, steps=steps, learning_rate=learning_rate)
+    return fdc3d.fit_transform(kernel, spec, steps=steps, learning_rate=learning_rate)
 
 
 @functools.partial(jax.jit, static_argnums=1)
 def _fit_fixed(kernel, spec):
-    from compact_jax import temporal
+    from compact_jax import fdc3d
 
-    return temporal.fit(kernel, spec)
+    return fdc3d.fit(kernel, spec)
 
 
 def prune_layer(params: dict, spec, *, p_c: float, p_t: float):
     """Steps 10-11: channels by ``|beta|``, then frequency rows by energy (:func:`compact_jax.temporal.prune`)."""
-    from compact_jax import temporal
+    from compact_jax import fdc3d
 
-    return temporal.prune(params, spec, p_c=p_c, p_t=p_t)
+    return fdc3d.prune(params, spec, p_c=p_c, p_t=p_t)
 
 
 @dataclasses.dataclass(frozen=True)

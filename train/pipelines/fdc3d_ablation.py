@@ -37,7 +37,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from compact_jax.bench._timing import print_table
+from compact_jax.bench.timing import print_table
 from train import config as config_lib
 from train.errors import UserError
 from train.pipelines import _stages

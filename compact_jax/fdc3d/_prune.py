@@ -11,8 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from compact_jax._frequency_spec import FrequencySpec, check_params
-from compact_jax._validate import check_fraction, check_int_tuple, check_positive_int
+from compact_jax.fdc3d._spec import FrequencySpec, check_params
+from compact_jax.validate import check_fraction, check_int_tuple, check_positive_int
 
 __all__ = [
     "importance",

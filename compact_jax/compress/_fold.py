@@ -9,8 +9,8 @@ import flax.linen as nn
 import jax
 
 from compact_jax import basis
-from compact_jax._compress_fit import _HIGHEST, _copy_tree, _expect_keys, _jit, _kernel_fn, _node, _set
-from compact_jax._compress_plan import Plan
+from compact_jax.compress._fit import _HIGHEST, _copy_tree, _expect_keys, _jit, _kernel_fn, _node, _set
+from compact_jax.compress._plan import Plan
 
 __all__ = ["fold", "fold_modules"]
 

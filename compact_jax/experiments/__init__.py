@@ -32,7 +32,7 @@ import jax
 import numpy as np
 
 from compact_jax import basis, compress, filtermap, series
-from compact_jax._experiments_frequency import (
+from compact_jax.experiments._frequency import (
     PRUNING_METHODS,
     fit_frequency_layer,
     frequency_spec,
@@ -42,7 +42,7 @@ from compact_jax._experiments_frequency import (
     pruning_comparison,
     transform_kernel,
 )
-from compact_jax._validate import check_int_tuple, check_positive_int
+from compact_jax.validate import check_int_tuple, check_positive_int
 
 __all__ = [
     "relative_error",

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from compact_jax._validate import check_choice, check_int_tuple, check_positive_int
+from compact_jax.validate import check_choice, check_int_tuple, check_positive_int
 from compact_jax.protocol import ConvSpec
 
 __all__ = [

@@ -45,10 +45,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from compact_jax._basis_fit import basis_regularizer, fit, fit_coefficients, fit_shared, splits_matrix
-from compact_jax._basis_paths import apply, basis_conv, choose_path, coef_conv, path_macs
-from compact_jax._basis_spec import BasisSpec, basis_shape, build_bias, build_kernel, composed_kernel
-from compact_jax._validate import check_positive_int
+from compact_jax.basis._fit import basis_regularizer, fit, fit_coefficients, fit_shared, splits_matrix
+from compact_jax.basis._paths import apply, basis_conv, choose_path, coef_conv, decomposed, path_macs
+from compact_jax.basis._spec import BasisSpec, basis_shape, build_bias, build_kernel, composed_kernel
+from compact_jax.validate import check_positive_int
 
 __all__ = [
     "BasisSpec",
@@ -62,6 +62,7 @@ __all__ = [
     "basis_conv",
     "coef_conv",
     "choose_path",
+    "decomposed",
     "path_macs",
     "num_params",
     "num_params_shared",

@@ -17,8 +17,8 @@ import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from compact_jax import basis, dense, filtermap, linen, series, temporal
-from compact_jax._validate import check_positive_int
+from compact_jax import basis, dense, fdc3d, filtermap, linen, series
+from compact_jax.validate import check_positive_int
 from compact_jax.protocol import ConvSpec
 
 __all__ = ["MethodEntry", "METHODS", "Rule", "Policy", "per_group_rules", "expand_runs", "SHARE_FIELDS"]
@@ -62,7 +62,7 @@ METHODS: Mapping[str, MethodEntry] = types.MappingProxyType({
     ),
     "basis": MethodEntry("basis", basis, basis.BasisSpec, linen.BasisConv, extra=("split_size",)),
     "fdc3d": MethodEntry(
-        "fdc3d", temporal, temporal.FrequencySpec, linen.FrequencyConv3D, extra=("p_c", "p_t")
+        "fdc3d", fdc3d, fdc3d.FrequencySpec, linen.FrequencyConv3D, extra=("p_c", "p_t")
     ),
 })
 """Method names accepted by :class:`Rule`."""

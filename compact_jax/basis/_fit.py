@@ -20,7 +20,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from compact_jax._basis_spec import BasisSpec, build_kernel, check_params, layer_basis
+from compact_jax.basis._spec import BasisSpec, build_kernel, check_params, layer_basis
 from compact_jax.protocol import check_kernel_shape
 
 __all__ = ["splits_matrix", "fit", "fit_coefficients", "fit_shared", "basis_regularizer"]

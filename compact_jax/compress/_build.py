@@ -19,7 +19,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from compact_jax import linen
-from compact_jax._compress_plan import Plan
+from compact_jax.compress._plan import Plan
 from compact_jax.layer import canonical_kernel_size
 
 __all__ = ["DispatchConv", "CompactModel", "build"]

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from compact_jax import _orthogonal as orth
-from compact_jax._validate import check_choice, check_int_tuple
+from compact_jax.fdc3d import _orthogonal as orth
+from compact_jax.validate import check_choice, check_int_tuple
 from compact_jax.protocol import ConvSpec
 
 __all__ = [

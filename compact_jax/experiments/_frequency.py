@@ -29,10 +29,10 @@ import numpy as np
 import optax
 from jax import lax
 
-from compact_jax import temporal
-from compact_jax._frequency_spec import TRANSFORM_PARAM
-from compact_jax._validate import check_choice, check_int, check_positive_int
-from compact_jax.bench._timing import time_jitted
+from compact_jax import fdc3d
+from compact_jax.fdc3d import TRANSFORM_PARAM
+from compact_jax.validate import check_choice, check_int, check_positive_int
+from compact_jax.bench.timing import time_jitted
 from compact_jax.conv import conv
 
 __all__ = [
@@ -68,10 +68,10 @@ def _conv_kwargs(conv_kwargs: Mapping[str, Any] | None) -> dict:
     return conv_kwargs
 
 
-def frequency_spec(kernel: Any, *, transform: str) -> temporal.FrequencySpec:
+def frequency_spec(kernel: Any, *, transform: str) -> fdc3d.FrequencySpec:
     """The unpruned :class:`~compact_jax.temporal.FrequencySpec` of a DHWIO kernel's shape."""
     t, kh, kw, c_in, c_out = _kernel_dhwio(kernel, "frequency_spec").shape
-    return temporal.FrequencySpec(features=c_out, in_features=c_in, kernel_size=(t, kh, kw), transform=transform)
+    return fdc3d.FrequencySpec(features=c_out, in_features=c_in, kernel_size=(t, kh, kw), transform=transform)
 
 
 def fit_frequency_layer(
@@ -83,7 +83,7 @@ def fit_frequency_layer(
     steps: int = 200,
     learning_rate: float = 0.01,
     conv_kwargs: Mapping[str, Any] | None = None,
-) -> tuple[dict, temporal.FrequencySpec, np.ndarray]:
+) -> tuple[dict, fdc3d.FrequencySpec, np.ndarray]:
     """Eq. (9) on one layer with ``beta = 1``: ``S`` and ``G`` keep the outputs with few strong rows.
 
     Minimises, with Adam from the exact start ``G = S_0 K`` (``S_0`` the DCT),
@@ -117,7 +117,7 @@ def fit_frequency_layer(
     conv_kwargs = _conv_kwargs(conv_kwargs)
     spec = frequency_spec(kernel, transform=transform)
     x = jnp.asarray(x, kernel.dtype)
-    params = temporal.fit(kernel, spec)
+    params = fdc3d.fit(kernel, spec)
     beta = params.pop("beta")
     target = conv(x, kernel, **conv_kwargs)
     power = jnp.mean(target**2)
@@ -133,9 +133,9 @@ def fit_frequency_layer(
 
     def loss(trainable, x, target):
         layer = layer_params(trainable)
-        out = temporal.apply(layer, x, spec, path="kernel", **conv_kwargs)
+        out = fdc3d.apply(layer, x, spec, path="kernel", **conv_kwargs)
         data = jnp.mean((out - target) ** 2) / power
-        return data + lam * temporal.group_sparsity(layer, spec) / kernel_norm, data
+        return data + lam * fdc3d.group_sparsity(layer, spec) / kernel_norm, data
 
     @jax.jit
     def run(trainable, x, target):
@@ -152,7 +152,7 @@ def fit_frequency_layer(
     return layer_params(trainable), spec, np.asarray(history)
 
 
-def transform_kernel(kernel: Any, params: dict, spec: temporal.FrequencySpec) -> dict:
+def transform_kernel(kernel: Any, params: dict, spec: fdc3d.FrequencySpec) -> dict:
     """``params`` with the coefficients replaced by the exact transform ``G = S K`` of ``kernel``.
 
     Applies a (learned) transform to the original filters, as FDC3D's Figure 2
@@ -161,14 +161,14 @@ def transform_kernel(kernel: Any, params: dict, spec: temporal.FrequencySpec) ->
     kernel = _kernel_dhwio(kernel, "transform_kernel")
     if spec.num_rows != spec.temporal_size or spec.num_channels != spec.in_features:
         raise ValueError("transform_kernel needs an unpruned spec (all rows and channels kept)")
-    s = temporal.transform_matrix(params, spec, precision="highest", dtype=kernel.dtype)
+    s = fdc3d.transform_matrix(params, spec, precision="highest", dtype=kernel.dtype)
     coeffs = jnp.einsum("ft,thwcn->fhwcn", s, kernel, precision="highest")
     return {**params, "coeffs": coeffs, "beta": jnp.ones((spec.in_features,), kernel.dtype)}
 
 
 def prune_sweep(
     params: dict,
-    spec: temporal.FrequencySpec,
+    spec: fdc3d.FrequencySpec,
     x: Any,
     target: Any,
     *,
@@ -206,12 +206,12 @@ def prune_sweep(
     records = []
     for kept in kept_rows:
         p_t = (t - kept) / t
-        pruned, pruned_spec = temporal.prune(params, spec, p_c=0.0, p_t=p_t)
-        out = temporal.apply(pruned, x, pruned_spec, **conv_kwargs)
+        pruned, pruned_spec = fdc3d.prune(params, spec, p_c=0.0, p_t=p_t)
+        out = fdc3d.apply(pruned, x, pruned_spec, **conv_kwargs)
         eq13 = dict(in_features=spec.in_features, temporal_size=t, p_c=0.0, p_t=p_t)
         records.append(dict(
-            kept_rows=pruned_spec.num_rows, p_t=p_t, speedup=temporal.speedup(**eq13),
-            mac_speedup=temporal.speedup(**eq13, features=spec.features),
+            kept_rows=pruned_spec.num_rows, p_t=p_t, speedup=fdc3d.speedup(**eq13),
+            mac_speedup=fdc3d.speedup(**eq13, features=spec.features),
             error=_relative(out, target), rows=pruned_spec.kept_rows, params=pruned, spec=pruned_spec,
         ))
     return records
@@ -235,7 +235,7 @@ class PruningComparison:
     """
 
     records: dict[str, list[dict]]
-    layers: dict[str, tuple[dict, temporal.FrequencySpec]]
+    layers: dict[str, tuple[dict, fdc3d.FrequencySpec]]
     target: np.ndarray
     history: np.ndarray
 
@@ -283,7 +283,7 @@ def pruning_comparison(
             params = transform_kernel(kernel, fitted, spec)
         else:
             spec = frequency_spec(kernel, transform=transform)
-            params = temporal.fit(kernel, spec)
+            params = fdc3d.fit(kernel, spec)
         layers[label] = (params, spec)
     records = {}
     for label, (params, spec) in layers.items():
@@ -295,7 +295,7 @@ def pruning_comparison(
 def frequency_views(
     kernel: Any,
     params: dict,
-    spec: temporal.FrequencySpec,
+    spec: fdc3d.FrequencySpec,
     *,
     channel: int,
     output: int,
@@ -326,9 +326,9 @@ def frequency_views(
         check_int(name, value, minimum=0)
         if value >= size:
             raise ValueError(f"frequency_views: {name} must lie in [0, {size}), got {value}")
-    strength = np.asarray(temporal.importance(params, spec))
+    strength = np.asarray(fdc3d.importance(params, spec))
     kept = tuple(sorted(np.argsort(-strength, kind="stable")[:num_kept].tolist()))
-    s = np.asarray(temporal.transform_matrix(params, spec), np.float64)
+    s = np.asarray(fdc3d.transform_matrix(params, spec), np.float64)
     coeffs = np.asarray(params["coeffs"], np.float64)[:, :, :, channel, output]
     mask = np.zeros((t, 1, 1))
     mask[list(kept)] = 1.0
@@ -342,7 +342,7 @@ def frequency_views(
 
 def layer_timings(
     kernel: Any,
-    layers: Mapping[str, tuple[dict, temporal.FrequencySpec]],
+    layers: Mapping[str, tuple[dict, fdc3d.FrequencySpec]],
     x: Any,
     *,
     conv_kwargs: Mapping[str, Any] | None = None,
@@ -354,7 +354,7 @@ def layer_timings(
     The dense layer is timed with both 3-D convolution implementations
     (``"dense (xla)"``, ``"dense (frames)"``) and ``"dense"`` is the faster;
     each FDC3D layer runs its default path (the frequency path when rows are
-    pruned). Uses :func:`compact_jax.bench._timing.time_jitted`.
+    pruned). Uses :func:`compact_jax.bench.timing.time_jitted`.
     """
     kernel = _kernel_dhwio(kernel, "layer_timings")
     conv_kwargs = _conv_kwargs(conv_kwargs)
@@ -365,6 +365,6 @@ def layer_timings(
         timed[f"dense ({impl})"] = time_jitted(fn, x, kernel, repeats=repeats, min_seconds=min_seconds)
     timed["dense"] = min(timed["dense (xla)"], timed["dense (frames)"])
     for label, (params, spec) in layers.items():
-        fn = jax.jit(lambda x, p, spec=spec: temporal.apply(p, x, spec, **conv_kwargs))
+        fn = jax.jit(lambda x, p, spec=spec: fdc3d.apply(p, x, spec, **conv_kwargs))
         timed[label] = time_jitted(fn, x, params, repeats=repeats, min_seconds=min_seconds)
     return timed

@@ -18,9 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from compact_jax import arith
-from compact_jax._compress_build import build
-from compact_jax._compress_plan import LayerPlan, Plan
-from compact_jax._compress_trace import NORM_TYPES
+from compact_jax.compress import NORM_TYPES, LayerPlan, Plan, build
 
 __all__ = ["Counting", "CATEGORIES", "LayerCount", "Counts", "count_plan", "compact_macs", "layer_detail"]
 

@@ -11,7 +11,7 @@ kernel is a separable series sampled on a grid of points:
 with ``phi_i(x) = cos(i x)`` (**CosConv**) or ``T_i(x)`` (**ChebConv**). The
 paper uses ``N_h = N_w = N`` (isotropic); anisotropic ``(N_h, N_w)`` is its
 future work and supported here. With per-axis basis matrices ``P_h (Kh, Nh)``
-and ``P_w (Kw, Nw)`` (see :mod:`compact_jax._series_basis`) the whole kernel is
+and ``P_w (Kw, Nw)`` (see :mod:`compact_jax.series._basis`) the whole kernel is
 one contraction::
 
     kernel[h, w, c, o] = sum_ij P_h[h, i] * coeffs[i, j, c, o] * P_w[w, j]
@@ -77,11 +77,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from compact_jax import _series_basis as basis
-from compact_jax._series_basis import chebyshev_t
-from compact_jax._series_fit import DEFAULT_SCHEDULE, adam_fit, check_schedule
-from compact_jax._series_parse import parse_harmonics
-from compact_jax._validate import check_choice, check_int_tuple
+from compact_jax.series import _basis as basis
+from compact_jax.series._basis import chebyshev_t
+from compact_jax.series._fit import DEFAULT_SCHEDULE, adam_fit, check_schedule
+from compact_jax.series._parse import parse_harmonics
+from compact_jax.validate import check_choice, check_int_tuple
 from compact_jax.protocol import ConvSpec, check_kernel_shape
 
 __all__ = [

@@ -46,14 +46,12 @@ from typing import Any
 
 import flax.linen as nn
 
-from compact_jax import _compress_fit, _compress_fold
-from compact_jax._compress_build import CompactModel, DispatchConv
-from compact_jax._compress_build import build as _build
-from compact_jax._compress_fit import fit_sliced_basis
-from compact_jax._compress_plan import LayerPlan, Plan, SharedBasisPlan
-from compact_jax._compress_plan import resolve as _resolve
-from compact_jax._compress_policy import METHODS, Policy, Rule, expand_runs, per_group_rules
-from compact_jax._compress_trace import ConvLayer, ModelTrace, trace_model
+from compact_jax.compress import _build, _fit, _fold, _plan
+from compact_jax.compress._build import CompactModel, DispatchConv
+from compact_jax.compress._fit import fit_sliced_basis
+from compact_jax.compress._plan import LayerPlan, Plan, SharedBasisPlan
+from compact_jax.compress._policy import METHODS, Policy, Rule, expand_runs, per_group_rules
+from compact_jax.compress._trace import NORM_TYPES, ConvLayer, ModelTrace, trace_model
 
 __all__ = [
     "METHODS",
@@ -63,6 +61,7 @@ __all__ = [
     "expand_runs",
     "ConvLayer",
     "ModelTrace",
+    "NORM_TYPES",
     "LayerPlan",
     "SharedBasisPlan",
     "Plan",
@@ -107,10 +106,10 @@ def resolve(
     if isinstance(model, ModelTrace):
         if input_shape is not None or call_kwargs is not None:
             raise TypeError("resolve: input_shape and call_kwargs come from the trace; do not pass them with one")
-        return _resolve(policy, model)
+        return _plan.resolve(policy, model)
     if input_shape is None:
         raise TypeError("resolve: input_shape is required with a model")
-    return _resolve(policy, trace_model(model, input_shape, call_kwargs=call_kwargs))
+    return _plan.resolve(policy, trace_model(model, input_shape, call_kwargs=call_kwargs))
 
 
 def build(plan: Plan) -> CompactModel:
@@ -121,7 +120,7 @@ def build(plan: Plan) -> CompactModel:
     the dense one except at the compressed convolutions and for one
     ``shared_basis_<key>`` entry per shared basis.
     """
-    return _build(plan)
+    return _build.build(plan)
 
 
 def fit(plan: Plan, params: Any, *, steps: int = 10) -> tuple[Plan, dict]:
@@ -144,7 +143,7 @@ def fit(plan: Plan, params: Any, *, steps: int = 10) -> tuple[Plan, dict]:
       ``(plan, params)``: the (possibly updated) plan to :func:`build` from and
       the compact ``"params"``; non-convolution parameters are copied.
     """
-    return _compress_fit.fit(plan, params, steps=steps)
+    return _fit.fit(plan, params, steps=steps)
 
 
 def fold(plan: Plan, params: Any) -> dict:
@@ -155,7 +154,7 @@ def fold(plan: Plan, params: Any) -> dict:
       ValueError: naming a layer with no single dense kernel (a basis layer
         with a larger coefficient conv).
     """
-    return _compress_fold.fold(plan, params)
+    return _fold.fold(plan, params)
 
 
 def fold_modules(model: nn.Module, variables: Any, *args: Any, **kwargs: Any) -> dict:
@@ -171,7 +170,7 @@ def fold_modules(model: nn.Module, variables: Any, *args: Any, **kwargs: Any) ->
       ValueError: naming a layer with no single dense kernel (a basis layer
         with a larger coefficient conv), or if no compact conv is called.
     """
-    return _compress_fold.fold_modules(model, variables, *args, **kwargs)
+    return _fold.fold_modules(model, variables, *args, **kwargs)
 
 
 def compress(

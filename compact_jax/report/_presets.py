@@ -2,7 +2,7 @@
 
 Private helper of :mod:`compact_jax.report` (use ``report.PRESETS`` /
 ``report.get_preset``). Each preset records how its paper counts parameters
-(:class:`~compact_jax._report_count.Counting`) and the published figures to
+(:class:`~compact_jax.report._count.Counting`) and the published figures to
 print beside ours.
 """
 
@@ -13,8 +13,8 @@ import types
 from collections.abc import Mapping
 from typing import Any
 
-from compact_jax._compress_policy import Policy, Rule, expand_runs, per_group_rules
-from compact_jax._report_count import Counting
+from compact_jax.compress import Policy, Rule, expand_runs, per_group_rules
+from compact_jax.report._count import Counting
 
 __all__ = ["PaperFigure", "ModelSetting", "Preset", "PRESETS", "get_preset",
            "ALL", "FILTER_BASIS", "PER_BLOCK", "CONV_WEIGHTS"]

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from compact_jax import arith
-from compact_jax._validate import check_int_tuple
+from compact_jax.validate import check_int_tuple
 from compact_jax.conv import conv
 
 __all__ = ["frequency_conv3d"]

@@ -24,7 +24,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from compact_jax._validate import check_int_tuple
+from compact_jax.validate import check_int_tuple
 
 __all__ = ["parse_harmonics"]
 

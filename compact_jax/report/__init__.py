@@ -49,13 +49,12 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
-import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from compact_jax import compress, models
-from compact_jax._report_count import CATEGORIES, Counting, Counts, LayerCount, compact_macs, count_plan
-from compact_jax._report_presets import (
+from compact_jax.report._count import CATEGORIES, Counting, Counts, LayerCount, compact_macs, count_plan
+from compact_jax.report._presets import (
     ALL,
     CONV_WEIGHTS,
     FILTER_BASIS,
@@ -285,6 +284,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(report.table(layers=not args.summary))
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

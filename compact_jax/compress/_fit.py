@@ -19,8 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from compact_jax import basis, temporal
-from compact_jax._compress_plan import LayerPlan, Plan
+from compact_jax import basis, fdc3d
+from compact_jax.compress._plan import LayerPlan, Plan
 
 __all__ = ["fit", "fit_sliced_basis"]
 
@@ -96,18 +96,18 @@ def _fit_frequency(kernel: jax.Array, entry: LayerPlan) -> tuple[dict, Any]:
     """
     spec = entry.spec
     if entry.prune is None:
-        return _fit_one(temporal, kernel, spec), spec
+        return _fit_one(fdc3d, kernel, spec), spec
     p_c, p_t = entry.prune
     full = dataclasses.replace(spec, kept_rows=None, kept_channels=None)
-    params = _fit_one(temporal, kernel, full)
+    params = _fit_one(fdc3d, kernel, full)
     coeffs = params["coeffs"]
     norms = jnp.sqrt(jnp.sum(coeffs**2, axis=(0, 1, 2, 4)))
     safe = jnp.where(norms > 0, norms, 1.0)
     params = {**params, "coeffs": coeffs / safe[None, None, None, :, None], "beta": norms}
-    params, spec = temporal.prune(params, full, p_c=p_c, p_t=0.0)
+    params, spec = fdc3d.prune(params, full, p_c=p_c, p_t=0.0)
     params = {**params, "coeffs": params["coeffs"] * params["beta"][None, None, None, :, None],
               "beta": jnp.ones_like(params["beta"])}
-    return temporal.prune(params, spec, p_c=0.0, p_t=p_t)
+    return fdc3d.prune(params, spec, p_c=0.0, p_t=p_t)
 
 
 def _columns(spec: basis.BasisSpec) -> np.ndarray:

@@ -11,9 +11,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from compact_jax import temporal
-from compact_jax._compress_policy import METHODS, MethodEntry, Policy, Rule
-from compact_jax._compress_trace import ConvLayer, ModelTrace
+from compact_jax import fdc3d
+from compact_jax.compress._policy import METHODS, MethodEntry, Policy, Rule
+from compact_jax.compress._trace import ConvLayer, ModelTrace
 from compact_jax.protocol import ConvSpec
 
 __all__ = ["LayerPlan", "SharedBasisPlan", "Plan", "resolve"]
@@ -144,7 +144,7 @@ def _spec_fields(layer: ConvLayer, entry: MethodEntry, options: Mapping[str, Any
         if "kept_rows" in opts or "kept_channels" in opts:
             raise ValueError("give either p_c / p_t (pruning fractions) or kept_rows / kept_channels, not both")
         p_c, p_t = float(opts.pop("p_c", 0.0)), float(opts.pop("p_t", 0.0))
-        c_kept, t_kept = temporal.pruned_sizes(layer.in_features, layer.kernel_size[0], p_c=p_c, p_t=p_t)
+        c_kept, t_kept = fdc3d.pruned_sizes(layer.in_features, layer.kernel_size[0], p_c=p_c, p_t=p_t)
         # Until fit() prunes by importance, keep the lowest frequencies and the leading channels.
         opts["kept_rows"] = tuple(range(t_kept))
         opts["kept_channels"] = tuple(range(c_kept))

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from compact_jax import arith
-from compact_jax._basis_spec import (
+from compact_jax.basis._spec import (
     BasisSpec,
     build_bias,
     build_kernel,
