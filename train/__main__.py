@@ -43,8 +43,16 @@ def _run_config(args) -> int:
     from train.lock import WorkdirLock
 
     workdir = args.workdir or f"runs/{args.config.replace(':', '_')}"
+    if _multi_host(args.overrides):  # every process runs this: process 0 locks once JAX knows which it is
+        return _run_locked(args, workdir)
     with WorkdirLock(workdir):  # before the slow imports: a busy workdir is reported at once
         return _run_locked(args, workdir)
+
+
+def _multi_host(overrides: Sequence[str]) -> bool:
+    """Whether ``--set distributed=...`` turns on multi-host training."""
+    values = [o.split("=", 1)[1].strip().lower() for o in overrides if o.split("=", 1)[0].strip() == "distributed" and "=" in o]
+    return bool(values) and values[-1] not in ("false", "0", "none", "")
 
 
 def _run_locked(args, workdir: str) -> int:
