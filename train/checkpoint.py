@@ -15,7 +15,9 @@ half-copied step folder): each one is moved aside into
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
+import sys
 import time
 from typing import Any
 
@@ -49,10 +51,35 @@ class Damaged:
     moved_to: str
 
 
-def _first_line(error: BaseException, limit: int = 200) -> str:
+def _first_line(error: BaseException, limit: int = 300) -> str:
+    """The first line of the innermost cause (the storage layer's message, not Orbax's wrapper)."""
+    while error.__cause__ is not None:
+        error = error.__cause__
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     text = f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _ignore_read_leftovers() -> None:
+    """Silences what a failed read leaves behind (installed once, after the first damaged step).
+
+    When one array of a step fails to read, Orbax closes its event loop while
+    TensorStore still completes the step's other reads: their coroutines and
+    callbacks end in "Event loop is closed" errors that Python would print as
+    ignored exceptions, dozens of lines for one damaged step.
+    """
+    previous = sys.unraisablehook
+    if getattr(previous, "_ignores_read_leftovers", False):
+        return
+
+    def hook(unraisable):
+        where = getattr(unraisable.object, "__qualname__", "") or ""
+        if "Event loop is closed" in str(unraisable.exc_value) or where.startswith("_read_array_index"):
+            return
+        previous(unraisable)
+
+    hook._ignores_read_leftovers = True
+    sys.unraisablehook = hook
 
 
 def _kind(error: BaseException) -> str:
@@ -141,6 +168,8 @@ class Checkpointer:
             try:
                 return step, self.restore(step, like_state, data_iterator), damaged
             except Exception as error:  # noqa: BLE001 - any failure to read is damage, reported and kept
+                _ignore_read_leftovers()
+                gc.collect()  # the failed read's coroutines, now, while they are ignored
                 mismatch = self._mismatch(step, like_state)
                 if mismatch:
                     raise CheckpointMismatchError(
