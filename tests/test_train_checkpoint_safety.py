@@ -109,7 +109,8 @@ def _warnings(err):
 
 # A failed read leaves tensorstore callbacks that later hit orbax's closed event loop
 # ("Event loop is closed", ignored by Python): noise of the damaged step, not a failure.
-# The fixture collects that garbage while the test still ignores it.
+# train.checkpoint silences it; should any escape that filter, these tests ignore it
+# and collect the garbage before the next test starts.
 @pytest.fixture
 def collect_garbage():
     yield
