@@ -1,4 +1,4 @@
-"""``python -m train`` in subprocesses: 1 vs 8 devices, and kill -9 then resume.
+"""``python -m train`` in subprocesses: 1 vs 8 devices, and kill -9, SIGTERM or Ctrl-C then resume.
 
 The device count is fixed when JAX starts, so each run is its own process
 (``XLA_FLAGS=--xla_force_host_platform_device_count=N``). The runs share a
@@ -77,6 +77,13 @@ def _events(workdir, name):
     return [r for r in read_jsonl(os.path.join(workdir, "metrics.jsonl")) if r.get("event") == name]
 
 
+def _assert_each_step_logged_once(workdir):
+    """metrics.jsonl after the resumes: train steps 1..STEPS once each, one final eval."""
+    records = read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+    assert [r["step"] for r in records if r.get("kind") == "train"] == list(range(1, STEPS + 1))
+    assert [r["step"] for r in records if r.get("kind") == "eval"] == [STEPS]
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Workdir of an uninterrupted 1-device run, and the shared compilation cache."""
@@ -124,6 +131,7 @@ def test_kill_9_then_rerun_resumes_and_matches_an_uninterrupted_run(runs):
     resumed = _events(workdir, "resume")
     assert [r["step"] for r in resumed] == [max(saved)], f"killed after step {last}, checkpoints {sorted(saved)}"
     _assert_close(_params(workdir), _params(root / "reference"), rtol=1e-6)
+    _assert_each_step_logged_once(workdir)
 
 
 def test_sigterm_saves_where_it_stops_and_the_rerun_finishes_identically(runs):
@@ -140,3 +148,22 @@ def test_sigterm_saves_where_it_stops_and_the_rerun_finishes_identically(runs):
     _finish(_launch(workdir, 1, cache))
     assert [r["step"] for r in _events(workdir, "resume")] == [stopped[0]["step"]]
     _assert_close(_params(workdir), _params(root / "reference"), rtol=1e-6)
+    _assert_each_step_logged_once(workdir)
+
+
+def test_ctrl_c_saves_where_it_stops_exits_130_and_the_rerun_finishes_identically(runs):
+    root, cache = runs
+    workdir = root / "interrupted"
+    process = _launch(workdir, 1, cache)
+    _signal_at_step(process, workdir, 7, signal.SIGINT)
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 130, err[-3000:]
+    stopped = _events(workdir, "stopped")
+    assert len(stopped) == 1 and stopped[0]["reason"] == "SIGINT" and stopped[0]["step"] < STEPS
+    assert f"stopped by SIGINT at step {stopped[0]['step']}" in out
+    assert stopped[0]["step"] in [int(d) for d in os.listdir(workdir / "checkpoints") if d.isdigit()]
+    assert not (workdir / "lock").exists()
+    _finish(_launch(workdir, 1, cache))
+    assert [r["step"] for r in _events(workdir, "resume")] == [stopped[0]["step"]]
+    _assert_close(_params(workdir), _params(root / "reference"), rtol=1e-6)
+    _assert_each_step_logged_once(workdir)

@@ -9,8 +9,10 @@ Examples::
 
 Re-running a ``--config`` command with the same ``--workdir`` resumes from its
 newest checkpoint. Mistakes (unknown config / key / model / dataset, an
-unprepared dataset) are reported as one line on stderr with exit status 2;
-a diverged run (NaN loss) exits with status 3.
+unprepared dataset, a workdir in use by another run) are reported as one line
+on stderr with exit status 2; a diverged run (NaN loss) exits with status 3.
+SIGTERM saves a checkpoint and exits with status 0, Ctrl-C (SIGINT) saves one
+and exits with status 130.
 """
 
 from __future__ import annotations
@@ -37,24 +39,40 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run_config(args) -> None:
+def _run_config(args) -> int:
+    from train.lock import WorkdirLock
+
+    workdir = args.workdir or f"runs/{args.config.replace(':', '_')}"
+    if _multi_host(args.overrides):  # every process runs this: process 0 locks once JAX knows which it is
+        return _run_locked(args, workdir)
+    with WorkdirLock(workdir):  # before the slow imports: a busy workdir is reported at once
+        return _run_locked(args, workdir)
+
+
+def _multi_host(overrides: Sequence[str]) -> bool:
+    """Whether ``--set distributed=...`` turns on multi-host training."""
+    values = [o.split("=", 1)[1].strip().lower() for o in overrides if o.split("=", 1)[0].strip() == "distributed" and "=" in o]
+    return bool(values) and values[-1] not in ("false", "0", "none", "")
+
+
+def _run_locked(args, workdir: str) -> int:
     from train import config as config_lib
     from train import trainer
 
     config = config_lib.load(args.config, args.overrides)
-    workdir = args.workdir or f"runs/{args.config.replace(':', '_')}"
     if config.get("pipeline") and config.pipeline.name != "train":
         from train import pipelines
 
         print(pipelines.run(config, workdir).summary())
-        return
+        return 0
     result = trainer.train(config, workdir, desc=args.config)
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items() if isinstance(v, float))
     if result.stopped:
-        print(f"{args.config}: stopped by SIGTERM at step {int(result.state['step'])}; run the same command to resume")
-        return
+        print(f"{args.config}: stopped by {result.stopped_by} at step {int(result.state['step'])}; run the same command to resume")
+        return 130 if result.stopped_by == "SIGINT" else 0
     resumed = f", resumed from step {result.resumed_from}" if result.resumed_from is not None else ""
     print(f"{args.config}: {result.num_params} params, {metrics}{resumed}; workdir {workdir}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -65,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print("\n".join(available_experiments()))
         elif args.config:
-            _run_config(args)
+            return _run_config(args)
         else:
             from train.compare import compare
 

@@ -6,7 +6,14 @@ data-iterator position), so re-running a killed command continues it and
 ends with the parameters an uninterrupted run would have. A NaN / infinite
 loss stops the run with :class:`~train.errors.NonFiniteLossError` naming the
 step; checkpoints are only written after a step is known to be finite.
-SIGTERM (single process) saves a checkpoint at the next step and stops.
+SIGTERM or SIGINT (Ctrl-C; single process) saves a checkpoint at the next
+step and stops (a second Ctrl-C interrupts at once).
+
+A checkpoint step that cannot be read is reported as one warning line on
+stderr, moved aside into ``workdir/checkpoints_damaged`` and the next older
+step is used. ``workdir/lock`` keeps a second run off a busy workdir
+(:mod:`train.lock`). After a resume ``metrics.jsonl`` drops the records past
+the restored step, so it holds each step once.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import functools
 import os
 import signal
 import statistics
+import sys
 import time
 from typing import Any
 
@@ -26,6 +34,7 @@ import numpy as np
 from train import data, models, optim, sharding, steps, tasks
 from train.checkpoint import Checkpointer, export
 from train.errors import NonFiniteLossError
+from train.lock import WorkdirLock
 from train.writers import Writer
 
 __all__ = ["Result", "train", "evaluate"]
@@ -42,7 +51,8 @@ class Result:
       step_time: median seconds per train step (compilation excluded).
       steps_run: steps executed by this invocation (0 if already complete).
       resumed_from: checkpoint step resumed from, or None.
-      stopped: stopped early by SIGTERM (metrics empty; re-run to resume).
+      stopped: stopped early by SIGTERM or SIGINT (metrics empty; re-run to resume).
+      stopped_by: the signal's name (``"SIGTERM"``, ``"SIGINT"``) when stopped, else ``""``.
     """
 
     state: Any
@@ -52,6 +62,7 @@ class Result:
     steps_run: int
     resumed_from: int | None
     stopped: bool = False
+    stopped_by: str = ""
 
 
 def evaluate(eval_step, task: tasks.Task, state, *, dataset, mesh, batch_size: int, num_threads: int = 0) -> dict:
@@ -64,21 +75,33 @@ def evaluate(eval_step, task: tasks.Task, state, *, dataset, mesh, batch_size: i
 
 
 class _StopRequest:
-    """Turns SIGTERM into a flag checked between steps (single-process runs)."""
+    """Turns SIGTERM and SIGINT into a flag checked between steps (single-process runs).
+
+    A second SIGINT while the first is pending raises ``KeyboardInterrupt``
+    (the user insists).
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self):
         self.requested = False
+        self.signal_name = ""
         self._installed = jax.process_count() == 1 and _in_main_thread()
+        self._previous = {}
         if self._installed:
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
 
     def _handle(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
         self.requested = True
+        self.signal_name = signal.Signals(signum).name
 
     def restore(self):
-        if self._installed:
+        for signum, previous in self._previous.items():
             # A handler installed outside Python reads back as None: fall back to the default.
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if self._previous is None else self._previous)
+            signal.signal(signum, signal.SIG_DFL if previous is None else previous)
 
 
 def _in_main_thread() -> bool:
@@ -134,6 +157,17 @@ def train(
         checkpoint in ``workdir`` still takes precedence (resume).
     """
     sharding.maybe_initialize_distributed(config.get("distributed", False))
+    lock = WorkdirLock(workdir) if workdir and jax.process_index() == 0 else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        return _train(config, workdir, desc=desc, model=model, task=task, variables=variables)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(config, workdir: str | None, *, desc: str, model, task: tasks.Task | None, variables: dict | None) -> Result:
     mesh = sharding.make_mesh()
     dataset = data.get_dataset(config.data.name, **config.data.get("kwargs", {}))
     inputs = jnp.zeros((1, *dataset.example()["inputs"].shape), jnp.float32)
@@ -150,11 +184,17 @@ def train(
         dataset, global_batch_size=config.data.batch_size, seed=config.seed, num_threads=config.data.num_threads
     )
     ckpt = _checkpointer(config, workdir)
-    start = ckpt.latest_step() if ckpt else None
-    if start is not None:
-        state = ckpt.restore(start, state, iterator)
-    writer = Writer(workdir, total_steps=total, initial_step=start or 0, tensorboard=tc.tensorboard, progress=tc.progress, desc=desc)
+    start, damaged = None, []
+    if ckpt is not None:
+        start, state, damaged = ckpt.restore_latest(state, iterator)
+        _warn_damaged(ckpt, start, damaged)
+    writer = Writer(
+        workdir, total_steps=total, initial_step=start or 0, tensorboard=tc.tensorboard, progress=tc.progress, desc=desc,
+        drop_after=start or 0,
+    )
     writer.event(start or 0, "start", devices=jax.device_count(), processes=jax.process_count(), config=config.get("name"))
+    for d in damaged:
+        writer.event(start or 0, "checkpoint_damaged", damaged_step=d.step, reason=d.reason, moved_to=d.moved_to)
     if start is not None:
         writer.event(start, "resume", checkpoint=ckpt.directory)
     train_step = steps.make_train_step(
@@ -189,7 +229,7 @@ def train(
             if tc.eval_every and step % tc.eval_every == 0:
                 writer.write(step, run_eval(state), kind="eval")
         if stop.requested:  # preempted: leave quickly, the checkpoint is written
-            writer.event(int(state["step"]), "stopped", reason="SIGTERM")
+            writer.event(int(state["step"]), "stopped", reason=stop.signal_name)
         else:
             results = run_eval(state)
             writer.write(int(state["step"]), results, kind="eval")
@@ -210,6 +250,7 @@ def train(
         steps_run=len(times),
         resumed_from=start,
         stopped=stop.requested,
+        stopped_by=stop.signal_name if stop.requested else "",
     )
 
 
@@ -232,6 +273,18 @@ def _start_from(model, optimizer, inputs, variables: dict, mesh) -> dict:
                 "opt_state": optimizer.init(params)}
 
     return jax.jit(fresh, out_shardings=sharding.replicated(mesh))(got)
+
+
+def _warn_damaged(ckpt: Checkpointer, start: int | None, damaged: list) -> None:
+    """One stderr line per damaged step, and one before a fresh start if nothing was readable."""
+    if jax.process_index() != 0:
+        return
+    then = f"resuming from step {start}" if start is not None else "trying an older step"
+    for i, d in enumerate(damaged):
+        nxt = then if i == len(damaged) - 1 else "trying an older step"
+        print(f"warning: checkpoint step {d.step} cannot be read ({d.reason}); moved to {d.moved_to}; {nxt}", file=sys.stderr)
+    if damaged and start is None:
+        print(f"warning: no readable checkpoint left in {ckpt.directory}; starting from step 0", file=sys.stderr)
 
 
 def _nan_message(step: int, metrics: dict, ckpt: Checkpointer | None) -> str:

@@ -3,7 +3,9 @@
 Only process 0 writes. ``workdir/metrics.jsonl`` gets one JSON object per
 line: ``{"step": 10, "kind": "train", "loss": 0.7, ...}`` for metrics and
 ``{"step": 30, "event": "resume", ...}`` for events, so a run can be read
-back with ``[json.loads(l) for l in open(path)]``.
+back with ``[json.loads(l) for l in open(path)]``. A resumed run first drops
+the records past its restored step (they are about to be written again), so
+the file holds each step once however often a run is resumed.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class Writer:
       tensorboard: write TensorBoard event files.
       progress: show a tqdm bar with the live loss and throughput.
       desc: label of the progress bar.
+      drop_after: drop the records of ``metrics.jsonl`` whose step is larger
+        (the restored step of a resumed run); None keeps everything.
     """
 
     def __init__(
@@ -50,6 +54,7 @@ class Writer:
         tensorboard: bool = True,
         progress: bool = True,
         desc: str = "train",
+        drop_after: int | None = None,
     ):
         self.enabled = jax.process_index() == 0
         self._jsonl = self._tb = self._bar = None
@@ -63,6 +68,8 @@ class Writer:
         if workdir is None:
             return
         os.makedirs(workdir, exist_ok=True)
+        if drop_after is not None:
+            _drop_after(os.path.join(workdir, "metrics.jsonl"), drop_after)
         self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8")
         if tensorboard:
             from tensorboardX import SummaryWriter
@@ -104,6 +111,28 @@ class Writer:
             self._tb.close()
         if self._jsonl is not None:
             self._jsonl.close()
+
+
+def _drop_after(path: str, step: int) -> None:
+    """Rewrites ``path`` without the records whose step is larger than ``step`` (atomically)."""
+    if not os.path.exists(path):
+        return
+    with open(path, encoding="utf-8") as f:
+        lines = [line for line in f if line.strip()]
+    kept = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # a line torn by a kill mid-write
+            continue
+        if not isinstance(record, dict) or int(record.get("step", 0)) <= step:
+            kept.append(line if line.endswith("\n") else line + "\n")
+    if len(kept) == len(lines):
+        return
+    temporary = f"{path}.tmp-{os.getpid()}"
+    with open(temporary, "w", encoding="utf-8") as f:
+        f.writelines(kept)
+    os.replace(temporary, path)
 
 
 def read_jsonl(path: str) -> list[dict]:
