@@ -31,16 +31,6 @@ def test_notebook_is_committed_without_outputs(path):
         assert cell.get("execution_count") is None, f"{path.name} cell {index} has an execution count"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_installs_only_when_the_package_is_missing(path):
-    """Every notebook names its repository once at the top and guards its pip install."""
-    sources = ["".join(c["source"]) for c in json.loads(path.read_text(encoding="utf-8"))["cells"]]
-    code = [s for s in sources if s.strip()]
-    assert any("REPO_URL = " in s for s in code[:3]), f"{path.name}: REPO_URL must be set near the top"
-    installs = [s for s in code if "pip" in s and "install" in s]
-    assert installs and all('find_spec("compact_jax") is None' in s for s in installs), path.name
-
-
 @pytest.mark.notebook
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the Jupyter client machinery's own deprecations
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
