@@ -38,7 +38,16 @@ def test_loss_decreases_on_embedded_digits(tmp_path):
     assert any(name.startswith("events.out.tfevents") for name in os.listdir(tmp_path / "tensorboard"))
 
 
-@pytest.mark.parametrize("method", [m for m in ("dense", "filtermap", "basis", "cos", "cheb") if m in models.available_methods()])
+# Explicit: a method whose layer went missing fails here instead of dropping its case.
+DIGITS_METHODS = ("dense", "filtermap", "basis", "cos", "cheb")
+
+
+def test_every_digits_method_is_available_and_smoke_run():
+    assert set(DIGITS_METHODS) <= set(models.available_methods())
+    assert set(models.available_methods()) - set(DIGITS_METHODS) == {"fdc3d"}  # 3-D only: no digits config
+
+
+@pytest.mark.parametrize("method", DIGITS_METHODS)
 def test_digits_config_smoke_one_step_then_resume_to_a_few(method, tmp_path):
     """One step, then the same command with more steps resumes from its final checkpoint.
 
