@@ -5,6 +5,7 @@ import os
 import jax
 import numpy as np
 import pytest
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from train import checkpoint, data, models, trainer
 from train import config as config_lib
@@ -110,7 +111,16 @@ def test_super_resolution_task_trains_and_reports_psnr_and_ssim():
     ])
     result = trainer.train(sr, None)
     assert {"psnr", "ssim", "loss"} <= set(result.metrics) and 5.0 < result.metrics["psnr"] < 60.0
-    assert -1.0 <= result.metrics["ssim"] <= 1.0
+    # Against scikit-image on the trained model's clipped outputs for every test tile (the last batch padded).
+    test, outputs = _test_outputs(sr, result)
+    assert len(outputs) % sr.data.eval_batch_size != 0
+    images = np.clip(outputs, 0.0, 1.0).astype(np.float64)
+    targets = test["targets"].astype(np.float64)
+    psnr = [peak_signal_noise_ratio(t, o, data_range=1.0) for o, t in zip(images, targets)]
+    ssim = [structural_similarity(t, o, data_range=1.0, channel_axis=-1, gaussian_weights=True, sigma=1.5,
+                                  use_sample_covariance=False) for o, t in zip(images, targets)]
+    assert result.metrics["psnr"] == pytest.approx(np.mean(psnr), rel=1e-4)
+    assert result.metrics["ssim"] == pytest.approx(np.mean(ssim), rel=1e-3, abs=1e-4)
 
 
 def test_segmentation_task_trains_and_reports_dice():
@@ -120,4 +130,22 @@ def test_segmentation_task_trains_and_reports_dice():
         "data.eval_batch_size=2", "train.checkpoint_every=0",
     ])
     result = trainer.train(seg, None)
-    assert 0.0 <= result.metrics["dice"] <= 1.0 and {"dice_0", "dice_1", "dice_2"} <= set(result.metrics)
+    # Against a NumPy Dice of the trained model's predictions on the 3 test volumes (2 batches of 2, one padded).
+    test, logits = _test_outputs(seg, result)
+    predicted, labels = np.argmax(logits, axis=-1), test["targets"]
+    dice = []
+    for k in range(3):
+        p, t = predicted == k, labels == k
+        dice.append(1.0 if p.sum() + t.sum() == 0 else 2.0 * np.sum(p & t) / (p.sum() + t.sum()))
+    np.testing.assert_allclose([result.metrics[f"dice_{k}"] for k in range(3)], dice, rtol=1e-5, atol=1e-7)
+    assert result.metrics["dice"] == pytest.approx(np.mean(dice[1:]), rel=1e-5)  # the background is left out
+
+
+def _test_outputs(config, result):
+    """The test set's arrays and the trained model's outputs on them (one jitted forward pass)."""
+    dataset = data.get_dataset(config.data.name, **config.data.kwargs)
+    test = dataset.test.arrays
+    model = models.build_model(config.model, num_classes=dataset.num_classes, input_shape=(1, *test["inputs"].shape[1:]))
+    variables = {"params": jax.device_get(result.state["params"]), **jax.device_get(result.state["model_state"])}
+    outputs = jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, test["inputs"])
+    return test, np.asarray(outputs)
