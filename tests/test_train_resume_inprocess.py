@@ -14,6 +14,7 @@ a run of fewer steps is the prefix of a longer one.
 import os
 import shutil
 import signal
+import types
 
 import jax
 import numpy as np
@@ -75,7 +76,7 @@ def reference(tmp_path_factory):
     # Consecutive steps see different batches: a replayed or skipped batch shows in the losses.
     losses = _losses(workdir)
     assert len(set(losses.values())) == STEPS
-    return type("Reference", (), {"workdir": workdir, "result": result})
+    return types.SimpleNamespace(workdir=workdir, result=result)
 
 
 def _copy_up_to(reference, workdir, step: int) -> None:
@@ -105,8 +106,7 @@ def test_resume_after_a_shorter_finished_run_matches_the_uninterrupted_run(refer
 
 def test_sigterm_stop_then_rerun_matches_the_uninterrupted_run(reference, tmp_path, monkeypatch):
     """SIGTERM during step 4 (off the checkpoint interval): saved at step 4, the rerun continues there."""
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        pytest.fail("this test needs the default SIGTERM handler outside train()")
+    outside = signal.getsignal(signal.SIGTERM)
     make_train_step = steps_lib.make_train_step
     calls = []
 
@@ -116,8 +116,9 @@ def test_sigterm_stop_then_rerun_matches_the_uninterrupted_run(reference, tmp_pa
         def run(state, batch):
             calls.append(None)
             if len(calls) == 4:
-                # The trainer's handler is installed now (default handler: this would end the test process).
-                assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN, None)
+                # Only with the trainer's own handler installed (the default one would end the test process).
+                handler = signal.getsignal(signal.SIGTERM)
+                assert handler is not outside and handler not in (signal.SIG_DFL, signal.SIG_IGN, None), handler
                 signal.raise_signal(signal.SIGTERM)
             return step(state, batch)
 
@@ -126,6 +127,7 @@ def test_sigterm_stop_then_rerun_matches_the_uninterrupted_run(reference, tmp_pa
     monkeypatch.setattr(steps_lib, "make_train_step", make_with_signal)
     stopped = trainer.train(_config(), str(tmp_path))
     assert stopped.stopped and int(stopped.state["step"]) == 4 and stopped.metrics == {}
+    assert signal.getsignal(signal.SIGTERM) is outside  # train() put the handler back
     monkeypatch.setattr(steps_lib, "make_train_step", make_train_step)
     result = trainer.train(_config(), str(tmp_path))
     _assert_continues_reference(tmp_path, result, reference, resumed_from=4)
