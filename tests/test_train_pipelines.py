@@ -100,7 +100,9 @@ def test_approx_fit_then_quantised_fine_tuning_reports_pre_and_post(dense_export
     names = [s[0] for s in result.stages]
     assert names == ["dense", "fitted (Pre)", "fitted, mantissa 8-bit", "fine-tuned, mantissa 8-bit (Post)"]
     dense, pre, pre_q, post = (result.value(n) for n in names)
-    assert 0.0 <= pre <= 1.0 and 0.0 <= post <= 1.0
+    # Measured over seeds 0-2: dense 0.39-0.53, Pre 0.18-0.32 (stage 3 keeps 2 of 3 harmonics), Post 0.34-0.71
+    # (at least 0.14 above Pre). 10 classes: chance is 0.1.
+    assert post > 0.2 and post > pre  # the 8 fine-tuning steps learn
     assert abs(pre_q - pre) <= 0.05  # 8 significant bits barely change the network
     assert result.stages[1][1] < result.stages[0][1]  # harmonics 3,3,3,2: fewer weights in stage 3
     assert "gradient fit of 7 series layers" in result.notes[0]

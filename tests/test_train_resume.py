@@ -21,6 +21,7 @@ from train.writers import read_jsonl
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 30
+KILL_SEED = 20240607  # the kill step is drawn from it: the same on every run, printed by the test
 COMMAND = [sys.executable, "-m", "train", "--config", "digits_dense:runlocal"] + sum(
     (
         ["--set", item]
@@ -62,13 +63,14 @@ def _params(workdir):
     return checkpoint.load_export(os.path.join(workdir, "export"))["params"]
 
 
-def _assert_close(actual, desired, *, rtol):
+def _assert_close(actual, desired, *, rtol, context=""):
     """Each leaf within ``rtol`` of its largest magnitude (float32 reduction-order noise)."""
 
     def check(path, a, b):
         a, b = np.asarray(a), np.asarray(b)
         error, scale = np.abs(a - b).max(), np.abs(b).max()
-        assert error <= rtol * scale + 1e-12, f"{jax.tree_util.keystr(path)}: max |diff| {error:.3g} vs max |value| {scale:.3g}"
+        assert error <= rtol * scale + 1e-12, (
+            f"{context}{': ' if context else ''}{jax.tree_util.keystr(path)}: max |diff| {error:.3g} vs max |value| {scale:.3g}")
 
     jax.tree_util.tree_map_with_path(check, actual, desired)
 
@@ -117,11 +119,12 @@ def _signal_at_step(process: subprocess.Popen, workdir, step: int, signum: int) 
 def test_kill_9_then_rerun_resumes_and_matches_an_uninterrupted_run(runs):
     root, cache = runs
     workdir = root / "killed"
-    kill_at = random.Random(os.getpid()).randint(5, STEPS - 15)
+    kill_at = random.Random(KILL_SEED).randint(5, STEPS - 15)
+    print(f"kill -9 after step {kill_at} (drawn with seed {KILL_SEED})")  # shown by pytest on failure
     process = _launch(workdir, 1, cache)
     _signal_at_step(process, workdir, kill_at, signal.SIGKILL)
     process.communicate()
-    assert process.returncode == -signal.SIGKILL, f"the run ended before the kill at step {kill_at}"
+    assert process.returncode == -signal.SIGKILL, f"the run ended before the kill after step {kill_at}"
     last = max(r["step"] for r in read_jsonl(workdir / "metrics.jsonl") if r.get("kind") == "train")
     assert last < STEPS and not (workdir / "export").exists()
     saved = [int(d) for d in os.listdir(workdir / "checkpoints") if d.isdigit()]
@@ -130,7 +133,7 @@ def test_kill_9_then_rerun_resumes_and_matches_an_uninterrupted_run(runs):
     _finish(_launch(workdir, 1, cache))
     resumed = _events(workdir, "resume")
     assert [r["step"] for r in resumed] == [max(saved)], f"killed after step {last}, checkpoints {sorted(saved)}"
-    _assert_close(_params(workdir), _params(root / "reference"), rtol=1e-6)
+    _assert_close(_params(workdir), _params(root / "reference"), rtol=1e-6, context=f"killed after step {last}")
     _assert_each_step_logged_once(workdir)
 
 

@@ -93,7 +93,8 @@ def _super_resolution(data_range: float) -> Task:
         return {
             "count": jnp.sum(w),
             "loss": jnp.sum(w * jnp.mean(jnp.abs(outputs - batch["targets"]), axis=(1, 2, 3))),
-            "psnr": jnp.sum(w * metrics.psnr(images, batch["targets"], data_range=data_range)),
+            # A padding example equal to its target has PSNR inf, and 0 * inf is NaN: leave it out.
+            "psnr": jnp.sum(jnp.where(w > 0, w * metrics.psnr(images, batch["targets"], data_range=data_range), 0.0)),
             "ssim": jnp.sum(w * metrics.ssim(images, batch["targets"], data_range=data_range)),
         }
 
