@@ -56,7 +56,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from compact_jax.fdc3d import _orthogonal as orth
-from compact_jax.fdc3d._conv import frequency_conv3d
+from compact_jax.fdc3d._conv import frequency_conv3d, gather_channels
 from compact_jax.fdc3d._prune import (
     channel_sparsity,
     compression_rate,
@@ -217,7 +217,7 @@ def apply(
     check_conv_input(x, num_spatial=3, in_features=spec.in_features, where=where)
     check_params(params, spec, where=where)
     if spec.num_channels < spec.in_features:
-        x = x[..., np.asarray(spec.kept_channels)]
+        x = gather_channels(x, spec.kept_channels)
     conv_kwargs = dict(
         strides=strides, padding=padding, input_dilation=input_dilation,
         kernel_dilation=kernel_dilation, precision=precision,

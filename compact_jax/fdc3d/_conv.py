@@ -17,17 +17,19 @@ The 2-D convolution costs ``c' t'`` where the dense 3-D one costs ``c t``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+import functools
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from compact_jax import arith
 from compact_jax.validate import check_int_tuple
 from compact_jax.conv import conv
 
-__all__ = ["frequency_conv3d"]
+__all__ = ["frequency_conv3d", "project_frames", "gather_channels"]
 
 
 def frequency_conv3d(
@@ -83,15 +85,10 @@ def frequency_conv3d(
     t_out = (x.shape[time_axis] - (temporal_size - 1) * d_t - 1) // s_t + 1
     if t_out < 1:
         return None
-    num_rows = rows.shape[0]
-    z = None
-    for tau in range(temporal_size):
-        start = tau * d_t
-        frames = lax.slice_in_dim(x, start, start + s_t * (t_out - 1) + 1, s_t, axis=time_axis)
-        weights = rows[:, tau].astype(x.dtype).reshape((1,) * x.ndim + (num_rows,))
-        term = frames[..., None] * weights
-        z = term if z is None else z + term
-    z = z.reshape(z.shape[:-2] + (z.shape[-2] * num_rows,))
+    batch_shape = x.shape[:num_batch]
+    x = x.reshape((-1,) + x.shape[num_batch:])
+    z = project_frames(x, rows.astype(x.dtype), t_out=t_out, stride=s_t, dilation=d_t)
+    z = z.reshape(batch_shape + z.shape[1:-2] + (z.shape[-2] * z.shape[-1],))
     return conv(
         z,
         kernel_2d,
@@ -101,3 +98,102 @@ def frequency_conv3d(
         kernel_dilation=tuple(d_hw),
         precision=precision,
     )
+
+
+def _tap_slice(x: jax.Array, tau: int, *, t_out: int, stride: int, dilation: int) -> jax.Array:
+    start = tau * dilation
+    return lax.slice_in_dim(x, start, start + stride * (t_out - 1) + 1, stride, axis=1)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _project(x: jax.Array, rows: jax.Array, t_out: int, stride: int, dilation: int) -> jax.Array:
+    z = None
+    for tau in range(rows.shape[1]):
+        frames = _tap_slice(x, tau, t_out=t_out, stride=stride, dilation=dilation)
+        term = frames[..., None] * rows[:, tau].reshape((1,) * x.ndim + (-1,))
+        z = term if z is None else z + term
+    return z
+
+
+def _project_fwd(x, rows, t_out, stride, dilation):
+    return _project(x, rows, t_out, stride, dilation), (x, rows)
+
+
+def _project_bwd(t_out, stride, dilation, residuals, dz):
+    """Gradients that stay in the pruned domain, each one pass over the data.
+
+    ``dx`` puts tap ``tau``'s ``sum_f rows[f, tau] dz[..., f]`` back at the
+    frames that tap read (a strided pad; the taps' pads are summed), and
+    ``drows[:, tau]`` is one contraction of the frames tap ``tau`` read
+    against ``dz`` over every batch, frame, pixel and channel (a dot product
+    with a data-sized reduction and a ``t'``-sized output).
+    """
+    x, rows = residuals
+    length = x.shape[1]
+    dx = None
+    drows = []
+    flat_dz = dz.reshape(-1, dz.shape[-1])
+    for tau in range(rows.shape[1]):
+        frames = _tap_slice(x, tau, t_out=t_out, stride=stride, dilation=dilation)
+        drows.append(jnp.dot(frames.reshape(-1), flat_dz, preferred_element_type=jnp.float32))
+        tap = jnp.dot(dz, rows[:, tau])
+        lo = tau * dilation
+        hi = length - lo - stride * (t_out - 1) - 1
+        no_pad = ((0, 0, 0),) * (x.ndim - 2)
+        tap = lax.pad(tap, jnp.zeros((), tap.dtype), ((0, 0, 0), (lo, hi, stride - 1), *no_pad))
+        dx = tap if dx is None else dx + tap
+    return dx.astype(x.dtype), jnp.stack(drows, axis=1).astype(rows.dtype)
+
+
+_project.defvjp(_project_fwd, _project_bwd)
+
+
+def project_frames(
+    x: jax.Array, rows: jax.Array, *, t_out: int, stride: int = 1, dilation: int = 1
+) -> jax.Array:
+    """The temporal projection ``z[:, j, ..., f] = sum_tau rows[f, tau] x[:, j s + tau d, ...]``.
+
+    A depthwise temporal convolution with ``t'`` output maps per channel, with
+    a custom VJP (:func:`_project_bwd`) whose cost is a few passes over the
+    data rather than XLA's transposed broadcast-multiply.
+
+    Args:
+      x: ``(N, T, H, W, c)``, already padded (and input-dilated) in time.
+      rows: ``(t', t)``.
+      t_out: the number of output frames (``>= 1``).
+      stride, dilation: temporal stride and kernel dilation.
+
+    Returns:
+      ``(N, t_out, H, W, c, t')``.
+    """
+    return _project(x, rows, t_out, stride, dilation)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _gather(x: jax.Array, kept: tuple[int, ...]) -> jax.Array:
+    return x[..., np.asarray(kept)]
+
+
+def _gather_fwd(x, kept):
+    return _gather(x, kept), x.shape[-1]
+
+
+def _gather_bwd(kept, channels, dy):
+    """Scatters ``dy`` back as a gather: append one zero channel, then pick."""
+    source = np.full(channels, len(kept))
+    source[np.asarray(kept)] = np.arange(len(kept))
+    padded = jnp.concatenate([dy, jnp.zeros(dy.shape[:-1] + (1,), dy.dtype)], axis=-1)
+    return (padded[..., source],)
+
+
+_gather.defvjp(_gather_fwd, _gather_bwd)
+
+
+def gather_channels(x: jax.Array, kept: Sequence[int]) -> jax.Array:
+    """``x[..., kept]`` for static ``kept`` (distinct indices), whose gradient is a gather too.
+
+    XLA lowers the transpose of a gather to a scatter, several times slower
+    on CPU than the gather; here the gradient gathers from ``dy`` with one
+    zero channel appended.
+    """
+    return _gather(x, tuple(int(i) for i in kept))
