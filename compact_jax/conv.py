@@ -21,7 +21,7 @@ from jax import lax
 from compact_jax import arith
 from compact_jax.validate import check_choice, check_int_tuple, check_positive_int
 
-__all__ = ["conv", "check_conv_input", "add_channel_bias"]
+__all__ = ["conv", "check_conv_input", "add_channel_bias", "platform_of"]
 
 _LAYOUTS = {
     1: ("NWC", "WIO", "NWC"),
@@ -169,14 +169,24 @@ def conv(
     return y.reshape(batch_shape + y.shape[1:])
 
 
+def platform_of(x: Any = None) -> str:
+    """The platform (``"cpu"``, ``"gpu"``, ``"tpu"``, ...) a computation on ``x`` runs on.
+
+    The device of a concrete array, else (a tracer under ``jit``, a shape, or
+    ``None``) JAX's default backend. It is decided at trace time, so every
+    ``auto`` path choice built on it is static and deterministic inside
+    ``jit``.
+    """
+    if isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer):
+        return next(iter(x.devices())).platform
+    return jax.default_backend()
+
+
 def _use_frames(impl: str, x: jax.Array) -> bool:
     """Whether a 3-D convolution takes the frames lowering."""
     if impl != "auto":
         return impl == "frames"
-    platform = jax.default_backend()
-    if isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer):
-        platform = next(iter(x.devices())).platform
-    return platform == "cpu"
+    return platform_of(x) == "cpu"
 
 
 def _conv_xla(

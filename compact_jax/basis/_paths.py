@@ -35,10 +35,12 @@ from compact_jax.basis._spec import (
     layer_basis,
     split_coef,
 )
-from compact_jax.conv import check_conv_input, conv
+from compact_jax.conv import check_conv_input, conv, platform_of
 
 __all__ = [
     "AUTO_MAC_RATIO",
+    "AUTO_MAC_RATIOS",
+    "auto_mac_ratio",
     "BASIS_PAD_MULTIPLE",
     "padded_num_basis",
     "path_macs",
@@ -50,11 +52,19 @@ __all__ = [
 ]
 
 # "auto" takes the decomposed path when its multiply-adds are below this
-# fraction of the reconstruct path's. Measured on a 2-core CPU with
-# compact_jax.bench.basis_paths (EDSR-8-128 and ResNet-18-CIFAR shapes): the
-# decomposed path is clearly faster up to a 0.56 MAC ratio (0.5-0.8x of dense
-# time), about even around 0.83 and slower at 1.1.
-AUTO_MAC_RATIO = 0.75
+# fraction of the reconstruct path's, per platform (a cost model calibrated per
+# backend). CPU, measured on a 2-core CPU with compact_jax.bench.basis_paths
+# (EDSR-8-128 and ResNet-18-CIFAR shapes): the decomposed path is clearly
+# faster up to a 0.56 MAC ratio (0.5-0.8x of dense time), about even around
+# 0.83 and slower at 1.1. GPU (one NVIDIA H200, float32, cuDNN): the decomposed
+# path was slower than the dense conv at every ResNet-18-CIFAR and EDSR-8-128
+# layer (forward 1.07-1.75x dense time at MAC ratios 0.23-0.56), its two
+# small convs and the split fold costing more than the MACs they save; it is
+# taken there only far below those ratios. Other accelerators (TPU) are not
+# measured and use the GPU threshold.
+AUTO_MAC_RATIOS = {"cpu": 0.75, "gpu": 0.1, "cuda": 0.1, "rocm": 0.1}
+AUTO_MAC_RATIO_DEFAULT = 0.1
+AUTO_MAC_RATIO = AUTO_MAC_RATIOS["cpu"]
 BASIS_PAD_MULTIPLE = 8
 
 
@@ -95,19 +105,42 @@ def path_macs(spec: BasisSpec, x_shape: Sequence[int], **conv_kwargs: Any) -> di
     }
 
 
-def choose_path(spec: BasisSpec, x_shape: Sequence[int], **conv_kwargs: Any) -> str:
+def auto_mac_ratio(platform: str | None = None) -> float:
+    """The decomposed/reconstruct MAC ratio below which ``"auto"`` decomposes on ``platform``.
+
+    ``platform`` defaults to JAX's default backend; see :data:`AUTO_MAC_RATIOS`.
+    """
+    platform = jax.default_backend() if platform is None else platform
+    return AUTO_MAC_RATIOS.get(platform, AUTO_MAC_RATIO_DEFAULT)
+
+
+def choose_path(
+    spec: BasisSpec, x_shape: Sequence[int], *, platform: str | None = None, **conv_kwargs: Any
+) -> str:
     """The path :func:`apply` takes: ``spec.path`` unless it is ``"auto"``.
 
     ``"auto"`` picks ``"decomposed"`` for a coefficient kernel larger than 1x1
     (no single-kernel form) and otherwise when its multiply-adds are below
-    :data:`AUTO_MAC_RATIO` times the reconstruct path's.
+    :func:`auto_mac_ratio` ``(platform)`` times the reconstruct path's: a
+    per-backend cost model (0.75 on CPU, 0.1 on GPUs, where the dense cuDNN
+    conv wins at the papers' settings). The choice depends only on static
+    shapes and the platform, so it is made once at trace time and is the same
+    on every call inside ``jit``; set ``spec.path`` to force a path.
+
+    Args:
+      spec: the layer.
+      x_shape: the input's shape.
+      platform: where it runs (default: JAX's default backend;
+        :func:`apply` passes the input's platform).
+      conv_kwargs: strides, padding, dilations of the call.
     """
     if spec.path != "auto":
         return spec.path
     if spec.coef_kernel_size != (1, 1):
         return "decomposed"
     macs = path_macs(spec, x_shape, **conv_kwargs)
-    return "decomposed" if macs["decomposed"] < AUTO_MAC_RATIO * macs["reconstruct"] else "reconstruct"
+    threshold = auto_mac_ratio(platform)
+    return "decomposed" if macs["decomposed"] < threshold * macs["reconstruct"] else "reconstruct"
 
 
 def _coef_padding(padding: Any) -> str:
@@ -194,7 +227,7 @@ def apply(
         kernel_dilation=kernel_dilation,
         precision=precision,
     )
-    if choose_path(spec, x.shape, **conv_kwargs) == "reconstruct":
+    if choose_path(spec, x.shape, platform=platform_of(x), **conv_kwargs) == "reconstruct":
         kernel = build_kernel(params, spec, precision=precision)
         return conv(x, kernel, build_bias(params, spec, precision=precision), **conv_kwargs)
     return decomposed(params, x, spec, **conv_kwargs)

@@ -1,0 +1,245 @@
+"""Whole networks, dense against each compact method: forward and SGD train step.
+
+Run: ``python -m compact_jax.bench --only networks`` (or
+``python -m compact_jax.bench.networks``). Every network is built from
+:mod:`compact_jax.models`, compressed with a :mod:`compact_jax.compress`
+policy (FDC3D pruned by :func:`compact_jax.compress.fit`, i.e. the library's
+own Algorithm 1, not hand-made masks) and timed against its dense model in
+the same run, interleaved: each round times every variant once, and the
+tables print medians over rounds. Rows:
+
+* ResNet-18-CIFAR: 3D-FilterMap (Table 1 grids), filter basis at
+  ``(s, m) = (2, c/4)`` and ``(1, c/2)``, CosConv and ChebConv with 2
+  harmonics (stem and 1x1 shortcuts dense);
+* EDSR-8-128: filter basis ``m = 27`` in every residual block;
+* 3D-ResNet-18: FDC3D at ``(p_c, p_t) = (1/4, 1/3)`` and ``(5/8, 1/3)``.
+
+Each row gives dense time / compact time (the speed-up) for the forward pass
+(inference mode) and the train step (``value_and_grad`` of the loss with
+batch norm in training mode, then an SGD update), beside the whole network's
+multiply-add ratio (dense / compact, from :mod:`compact_jax.report`).
+Networks run in float32 and in bfloat16 (the models' computation dtype;
+parameters stay float32).
+
+Shapes scale with the backend: small batches and clips on CPU, the papers'
+sizes on an accelerator. ``COMPACT_JAX_BENCH_TINY=1`` (or ``tiny=True``)
+shrinks every network for a smoke run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import statistics
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from compact_jax import compress, models
+from compact_jax.bench.timing import print_table, time_jitted
+from compact_jax.report import make_report, get_preset
+
+__all__ = ["Network", "NETWORKS", "network_rows", "main"]
+
+TINY_ENV = "COMPACT_JAX_BENCH_TINY"
+HEADER = (
+    "network", "dtype", "method", "fwd ms", "train ms", "fwd speed-up", "train speed-up", "MAC ratio",
+)
+
+
+def _per_channel(fraction: float) -> Callable[[Any], int]:
+    return lambda layer: max(1, int(layer.in_features * fraction))
+
+
+def _basis(splits: int, fraction: float) -> compress.Policy:
+    return compress.Policy(name=f"basis s={splits} m=c*{fraction:g}", rules=[
+        compress.Rule(path="stem_conv", method="dense"),
+        compress.Rule(kernel=">1", method="basis", options={
+            "split_size": lambda layer: layer.in_features // splits,
+            "num_basis": _per_channel(fraction),
+        }),
+    ])
+
+
+def _series(family: str) -> compress.Policy:
+    return compress.Policy(name=family, rules=[
+        compress.Rule(path="stem_conv", method="dense"),
+        compress.Rule(kernel=">1", method=family, options={"harmonics": 2}),
+    ])
+
+
+@dataclasses.dataclass(frozen=True)
+class Network:
+    """One benchmarked network.
+
+    Attributes:
+      model: a :data:`compact_jax.models.MODELS` name.
+      kwargs: constructor overrides.
+      tiny_kwargs: overrides for the smoke run (narrower layers).
+      shapes: ``{"cpu", "accelerator", "tiny"}`` -> input shape ``(N, ..., C)``.
+      methods: label -> compression policy.
+      classifier: whether the output is logits (cross-entropy loss) or an
+        image (mean squared error).
+    """
+
+    model: str
+    kwargs: dict
+    tiny_kwargs: dict
+    shapes: dict
+    methods: dict
+    classifier: bool = True
+
+
+def _networks() -> tuple[Network, ...]:
+    return (
+        Network(
+            "resnet18_cifar", {}, {},
+            {"cpu": (32, 32, 32, 3), "accelerator": (256, 32, 32, 3), "tiny": (2, 8, 8, 3)},
+            {
+                "filtermap": get_preset("filtermap").policy,
+                "basis s=2 m=c/4": _basis(2, 1 / 4),
+                "basis s=1 m=c/2": _basis(1, 1 / 2),
+                "cosine N=2": _series("cosine"),
+                "chebyshev N=2": _series("chebyshev"),
+            },
+        ),
+        Network(
+            "edsr_8_128", {"scale": 2}, {"features": 32},
+            {"cpu": (4, 48, 48, 3), "accelerator": (16, 48, 48, 3), "tiny": (1, 8, 8, 3)},
+            {"basis m=27": get_preset("basis-edsr8-27").policy},
+            classifier=False,
+        ),
+        Network(
+            "resnet3d_18", {"num_classes": 101}, {"widths": (16, 32, 64, 128)},
+            {"cpu": (2, 8, 64, 64, 3), "accelerator": (8, 16, 112, 112, 3), "tiny": (1, 4, 16, 16, 3)},
+            {"fdc3d (1/4, 1/3)": get_preset("fdc3d-2x").policy,
+             "fdc3d (5/8, 1/3)": get_preset("fdc3d-4x").policy},
+        ),
+    )
+
+
+NETWORKS: tuple[Network, ...] = _networks()
+
+
+def is_tiny() -> bool:
+    """Whether ``COMPACT_JAX_BENCH_TINY`` asks for the smoke sizes."""
+    return os.environ.get(TINY_ENV, "").strip() not in ("", "0")
+
+
+def _shape(net: Network, tiny: bool) -> tuple[int, ...]:
+    if tiny:
+        return net.shapes["tiny"]
+    return net.shapes["cpu" if jax.default_backend() == "cpu" else "accelerator"]
+
+
+def _step_fns(model: Any, classifier: bool) -> tuple[Callable, Callable]:
+    """Jitted ``forward(variables, x)`` and ``train(variables, x) -> variables``."""
+    optimizer = optax.sgd(1e-3)
+
+    def forward(variables, x):
+        return model.apply(variables, x, train=False)
+
+    def loss(params, rest, x):
+        y, updates = model.apply({**rest, "params": params}, x, train=True, mutable=["batch_stats"])
+        if classifier:
+            logits = y
+            labels = jnp.zeros(logits.shape[0], jnp.int32)
+            value = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels).mean()
+        else:
+            value = jnp.mean(jnp.square(y.astype(jnp.float32)))
+        return value, updates
+
+    def train(variables, x):
+        params = variables["params"]
+        rest = {k: v for k, v in variables.items() if k != "params"}
+        (_, updates), grads = jax.value_and_grad(loss, has_aux=True)(params, rest, x)
+        change, _ = optimizer.update(grads, optimizer.init(params), params)
+        return {**rest, **updates, "params": optax.apply_updates(params, change)}
+
+    return jax.jit(forward), jax.jit(train)
+
+
+def _variants(net: Network, shape: tuple[int, ...], dtype: Any, tiny: bool, methods: Sequence[str] | None):
+    """``label -> (model, variables, mac_ratio)``; the dense model first."""
+    kwargs = {**net.kwargs, **(net.tiny_kwargs if tiny else {}), "dtype": dtype}
+    model = models.get_model(net.model, **kwargs)
+    x = jnp.zeros(shape, jnp.float32)
+    variables = model.init(jax.random.key(0), x, train=False)
+    out = {"dense": (model, variables, 1.0)}
+    for label, policy in net.methods.items():
+        if methods is not None and label not in methods:
+            continue
+        plan = compress.resolve(policy, model, shape, call_kwargs={"train": False})
+        plan, params = compress.fit(plan, variables["params"])
+        report = make_report(plan)
+        out[label] = (compress.build(plan), {**variables, "params": params},
+                      report.dense_macs / report.compact_macs)
+    return out
+
+
+def network_rows(
+    *,
+    networks: Sequence[str] | None = None,
+    methods: Sequence[str] | None = None,
+    dtypes: Sequence[Any] = (jnp.float32, jnp.bfloat16),
+    tiny: bool | None = None,
+    rounds: int = 3,
+    repeats: int = 1,
+) -> list[tuple]:
+    """Times every network (dense and compressed) and returns the table rows.
+
+    Args:
+      networks: model names to run (default: all of :data:`NETWORKS`).
+      methods: method labels to run (default: all); dense always runs.
+      dtypes: computation dtypes.
+      tiny: smoke sizes; default from ``COMPACT_JAX_BENCH_TINY``.
+      rounds: interleaved rounds (each times every variant once); medians
+        over rounds are reported.
+      repeats: timing repeats inside a round (see :func:`time_jitted`).
+
+    Returns:
+      Rows ``(network, dtype, method, fwd_ms, train_ms, fwd_speedup,
+      train_speedup, mac_ratio)``; speed-ups and the MAC ratio are dense over
+      compact.
+    """
+    tiny = is_tiny() if tiny is None else tiny
+    rows = []
+    for net in NETWORKS:
+        if networks is not None and net.model not in networks:
+            continue
+        shape = _shape(net, tiny)
+        x = jax.random.normal(jax.random.key(1), shape, jnp.float32)
+        for dtype in dtypes:
+            variants = _variants(net, shape, dtype, tiny, methods)
+            fns = {label: (_step_fns(model, net.classifier), variables)
+                   for label, (model, variables, _) in variants.items()}
+            times = {label: ([], []) for label in fns}
+            for _ in range(rounds):
+                for label, ((forward, train), variables) in fns.items():
+                    times[label][0].append(time_jitted(forward, variables, x, repeats=repeats))
+                    times[label][1].append(time_jitted(train, variables, x, repeats=repeats))
+            med = {label: tuple(statistics.median(t) for t in pair) for label, pair in times.items()}
+            name = f"{net.model} {tuple(shape)}"
+            for label, (fwd, train) in med.items():
+                rows.append((
+                    name, jnp.dtype(dtype).name, label, 1e3 * fwd, 1e3 * train,
+                    med["dense"][0] / fwd, med["dense"][1] / train, variants[label][2],
+                ))
+    return rows
+
+
+def main() -> None:
+    device = jax.devices()[0]
+    print_table(
+        HEADER,
+        network_rows(),
+        title=(f"Whole networks, dense vs compact ({jax.default_backend()}: {device.device_kind}); "
+               "speed-ups and MAC ratio are dense / compact, medians of interleaved rounds"),
+    )
+
+
+if __name__ == "__main__":
+    main()
