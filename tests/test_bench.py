@@ -34,3 +34,15 @@ def test_series_and_basis_and_fdc3d_rows():
     assert _positive([row["recon_fwd"], row["dec_fwd"], row["recon_train"], row["dec_train"]])
     rows = fdc3d.fdc3d_rows(batch=1, frames=4, size=6, channels=8, repeats=1)
     assert len(rows) == 4 and [r[5] for r in rows[2:]] == [2.0, 4.0]
+
+
+def test_network_rows_at_tiny_sizes(monkeypatch):
+    import jax.numpy as jnp
+
+    from compact_jax.bench import networks
+
+    monkeypatch.setenv(networks.TINY_ENV, "1")
+    rows = networks.network_rows(networks=("edsr_8_128",), dtypes=(jnp.float32,), rounds=1)
+    assert [r[2] for r in rows] == ["dense", "basis m=27"]
+    assert rows[0][0] == "edsr_8_128 (1, 8, 8, 3)" and rows[0][5:] == (1.0, 1.0, 1.0)
+    assert _positive(list(rows[1][3:])) and rows[1][7] > 1.0

@@ -107,13 +107,13 @@ def _networks() -> tuple[Network, ...]:
             },
         ),
         Network(
-            "edsr_8_128", {"scale": 2}, {"features": 32},
+            "edsr_8_128", {"scale": 2}, {"features": 32, "num_blocks": 2},
             {"cpu": (4, 48, 48, 3), "accelerator": (16, 48, 48, 3), "tiny": (1, 8, 8, 3)},
             {"basis m=27": get_preset("basis-edsr8-27").policy},
             classifier=False,
         ),
         Network(
-            "resnet3d_18", {"num_classes": 101}, {"widths": (16, 32, 64, 128)},
+            "resnet3d_18", {"num_classes": 101}, {"widths": (16, 32, 64, 128), "stage_sizes": (1, 1, 1, 1)},
             {"cpu": (2, 8, 64, 64, 3), "accelerator": (8, 16, 112, 112, 3), "tiny": (1, 4, 16, 16, 3)},
             {"fdc3d (1/4, 1/3)": get_preset("fdc3d-2x").policy,
              "fdc3d (5/8, 1/3)": get_preset("fdc3d-4x").policy},
