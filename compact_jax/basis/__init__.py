@@ -46,7 +46,16 @@ import jax
 import jax.numpy as jnp
 
 from compact_jax.basis._fit import basis_regularizer, fit, fit_coefficients, fit_shared, splits_matrix
-from compact_jax.basis._paths import apply, basis_conv, choose_path, coef_conv, decomposed, path_macs
+from compact_jax.basis._paths import (
+    AUTO_MAC_RATIOS,
+    apply,
+    auto_mac_ratio,
+    basis_conv,
+    choose_path,
+    coef_conv,
+    decomposed,
+    path_macs,
+)
 from compact_jax.basis._spec import BasisSpec, basis_shape, build_bias, build_kernel, composed_kernel
 from compact_jax.validate import check_positive_int
 
@@ -62,6 +71,8 @@ __all__ = [
     "basis_conv",
     "coef_conv",
     "choose_path",
+    "auto_mac_ratio",
+    "AUTO_MAC_RATIOS",
     "decomposed",
     "path_macs",
     "num_params",
