@@ -1,7 +1,8 @@
 """What the command line checks before training: the config is usable on this machine.
 
 :func:`preflight` checks the ranges (:mod:`train.validate_config`), the batch
-split over the devices, the workdir, opens the dataset and traces the model's
+split over the devices, the workdir, a resume's config (:mod:`train.run_config`),
+opens the dataset and traces the model's
 initialisation (``jax.eval_shape``: nothing is computed). A ``ValueError`` or
 ``TypeError`` raised while doing so comes from the user's config (a conv
 kwarg of the wrong type, an impossible shape) and is re-raised as a one-line
@@ -45,10 +46,11 @@ def preflight(config, workdir: str | None) -> None:
     import jax
     import jax.numpy as jnp
 
-    from train import data, models, validate_config
+    from train import data, models, run_config, validate_config
 
     validate_config.validate(config)
     validate_config.check_workdir(workdir)
+    run_config.check_resume(config, workdir, dry_run=True)
     if not config.get("distributed", False):  # multi-host: jax.distributed starts first, the trainer checks
         validate_config.check_devices(config, jax.device_count())
     with as_user_error(f"data {config.data.name!r}"):

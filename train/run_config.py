@@ -109,10 +109,15 @@ def _has_checkpoint(workdir: str) -> bool:
     return os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory))
 
 
-def check_resume(config, workdir: str | None) -> None:
+def check_resume(config, workdir: str | None, *, dry_run: bool = False) -> None:
     """Compares ``config`` with the one saved in ``workdir`` (if a checkpoint exists), then saves it.
 
     Remote workdirs (``gs://...``) are not checked.
+
+    Args:
+      config: the new run's config.
+      workdir: the run directory (None: nothing to do).
+      dry_run: only raise if the resume would be refused (no log, nothing saved).
 
     Raises:
       UserError: the model or dataset changed, or a hyperparameter changed
@@ -136,8 +141,8 @@ def check_resume(config, workdir: str | None) -> None:
             more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
             raise UserError(f"cannot resume {workdir!r} with a changed config: {key}: {old!r} -> {new!r}{more}; "
                             "pass --allow-config-change (train.allow_config_change=True) to continue with the new values")
-        if jax.process_index() == 0:
+        if jax.process_index() == 0 and not dry_run:
             for key, old, new in found:
                 print(f"warning: resuming {workdir} with {key} changed: {old!r} -> {new!r}", file=sys.stderr)
-    if jax.process_index() == 0:
+    if jax.process_index() == 0 and not dry_run:
         save(config, workdir)

@@ -73,6 +73,8 @@ _NAMES = (lambda v: isinstance(v, (tuple, list)) and all(isinstance(n, str) for 
 
 def _rules() -> dict[str, tuple[Callable[[Any], bool], str]]:
     """Key -> (check, what is allowed). Choice sets are read from the modules that use them."""
+    from compact_jax import compress
+
     from train import data, optim
     from train.models import CONV_METHODS
     from train.pipelines import PIPELINES
@@ -93,7 +95,7 @@ def _rules() -> dict[str, tuple[Callable[[Any], bool], str]]:
         "model.conv.method": _choice(tuple(CONV_METHODS)),
         "model.conv.dense_1x1": _BOOL,
         "model.conv.dense_layers": _NAMES,
-        "model.compress.method": _choice(("", *CONV_METHODS)),
+        "model.compress.method": _choice(("", *compress.METHODS)),
         "model.compress.lenient": _BOOL,
         "optimizer.name": _choice(optim.OPTIMIZERS),
         "optimizer.lr": _number(0, strict=True),
