@@ -139,6 +139,13 @@ def train(
       variables: start from ``{"params": ..., <model state collections>}``
         (e.g. fitted compact parameters) instead of the random init; a
         checkpoint in ``workdir`` still takes precedence (resume).
+
+    Raises:
+      UserError: before anything is built: a config value out of range
+        (:mod:`train.validate_config`), an unusable workdir, or a resume with a
+        changed config (:mod:`train.run_config`; the config is kept in
+        ``workdir/config.json``).
+      NonFiniteLossError: a non-finite loss, parameters or evaluation outputs.
     """
     sharding.maybe_initialize_distributed(config.get("distributed", False))
     validate_config.validate(config)

@@ -160,11 +160,14 @@ def validate(config) -> None:
     Raises:
       UserError: one line naming the first bad key, its value and what is allowed.
     """
-    for key, (ok, allowed) in _rules().items():
+    rules = _rules()
+    pipeline = _get(config, "pipeline.name")
+    if pipeline not in (_MISSING, "train"):  # a compression pipeline's fine-tuning may be skipped
+        rules["train.steps"] = _int(0, "an integer >= 0 (fine-tuning steps; 0: none)")
+    for key, (ok, allowed) in rules.items():
         value = _get(config, key)
         if value is not _MISSING and not ok(value):
             raise UserError(f"config {key} = {value!r}: expected {allowed}")
-    pipeline = _get(config, "pipeline.name")
     if pipeline not in (_MISSING, "train") and not _get(config, "pipeline.dense_export"):
         steps = _get(config, "pipeline.dense_steps")
         if steps is not _MISSING and steps < 1:
