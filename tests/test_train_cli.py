@@ -126,6 +126,19 @@ def test_read_only_workdir(tmp_path, capsys, no_training):
     _assert_one_line(code, err, "is not writable")
 
 
+def test_unwritable_workdir_found_by_a_trial_write(tmp_path, capsys, monkeypatch, no_training):
+    """Also for root and read-only mounts, where permission bits say nothing."""
+    import errno
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    code, err = _run_main(["--config", "digits_dense", "--workdir", str(tmp_path / "w")], capsys)
+    _assert_one_line(code, err, f"workdir {str(tmp_path / 'w')!r} is not writable ({str(tmp_path)!r}: Read-only file system)")
+
+
 def test_batch_not_divisible_by_the_devices_is_found_up_front(tmp_path, capsys, monkeypatch, no_training):
     monkeypatch.setattr(jax, "device_count", lambda *a: 8)
     for key in ("data.batch_size=12", "data.eval_batch_size=20"):
