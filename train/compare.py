@@ -13,7 +13,10 @@ from collections.abc import Sequence
 from compact_jax.bench.timing import print_table
 from train import config as config_lib
 from train import trainer
+from train.config import _close
+from train.errors import UserError
 from train.models import available_methods
+from train.preflight import preflight
 
 __all__ = ["MAIN_METHODS", "compare"]
 
@@ -35,13 +38,24 @@ def compare(
 
     Returns:
       The table rows ``(method, params, compression, accuracy %, step ms)``.
+
+    Raises:
+      UserError: an unknown method or a bad config, found before anything trains.
     """
     if methods is None:
         methods = [m for m in MAIN_METHODS if m in available_methods()]
-    results = {}
+    valid = [m for m in MAIN_METHODS if m in available_methods()]
+    for method in methods:  # every name and config is checked before the first run trains
+        if method not in valid:
+            raise UserError(f"unknown method {method!r} for the comparison; {_close(method, valid)}valid: {', '.join(valid)}")
+    configs = {}
     for method in methods:
         name = f"digits_{method}"
-        config = config_lib.load(name, overrides)
+        configs[method] = config_lib.load(name, overrides)
+        preflight(configs[method], os.path.join(workdir, name) if workdir else None)
+    results = {}
+    for method, config in configs.items():
+        name = f"digits_{method}"
         run_dir = os.path.join(workdir, name) if workdir else None
         results[method] = trainer.train(config, run_dir, desc=method)
     dense = results["dense"].num_params if "dense" in results else None

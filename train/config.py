@@ -109,7 +109,8 @@ def load(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
     """The config ``NAME`` or ``NAME:ARG`` with ``overrides`` applied and its names checked.
 
     Raises:
-      UserError: unknown config, key, dataset, model or conv method.
+      UserError: unknown config, key, dataset, model or conv method, or a
+        value out of its range (:mod:`train.validate_config`).
     """
     name, _, arg = spec.partition(":")
     module = _import(name)
@@ -117,6 +118,9 @@ def load(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
     for item in overrides:
         apply_override(config, item)
     check_names(config)
+    from train.validate_config import validate
+
+    validate(config)
     config.name = spec
     return config
 

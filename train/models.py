@@ -72,7 +72,13 @@ def conv_factory(
             f"conv method {method!r} is not available (compact_jax.linen has no {CONV_METHODS[method]}); "
             f"available: {', '.join(available_methods())}"
         )
-    compact = functools.partial(getattr(linen, CONV_METHODS[method]), **kwargs)
+    cls = getattr(linen, CONV_METHODS[method])
+    fields = [f.name for f in dataclasses.fields(cls) if f.init and f.name not in ("parent", "name")]
+    for key in kwargs:
+        if key not in fields:
+            raise UserError(f"model.conv.kwargs: conv method {method!r} ({cls.__name__}) has no field {key!r}; "
+                            f"{_close(key, fields)}valid fields: {', '.join(fields)}")
+    compact = functools.partial(cls, **kwargs)
     dense_layers = tuple(dense_layers)
     if method == "dense" or (not dense_1x1 and not dense_layers):
         return compact
@@ -87,7 +93,9 @@ def conv_factory(
     return factory
 
 
-def build_model(cfg, *, num_classes: int | None = None, input_shape: Sequence[int] | None = None) -> nn.Module:
+def build_model(
+    cfg, *, num_classes: int | None = None, input_shape: Sequence[int] | None = None, dtype: str = "float32"
+) -> nn.Module:
     """The network ``cfg.name`` of ``compact_jax.models`` with ``cfg.conv``'s factory.
 
     With a compression preset (``cfg.compress.preset``, see
@@ -98,6 +106,9 @@ def build_model(cfg, *, num_classes: int | None = None, input_shape: Sequence[in
       cfg: ``config.model`` (fields ``name``, ``kwargs``, ``conv``, optional ``compress``).
       num_classes: set on models that have a ``num_classes`` field.
       input_shape: ``(N, *spatial, C)`` of an input batch (needed with a preset).
+      dtype: compute dtype, ``"float32"`` or ``"bfloat16"`` (set on the
+        model's ``dtype`` field, which its layers follow); parameters stay
+        float32.
 
     Raises:
       UserError: unknown model, model field or conv method (one line).
@@ -131,7 +142,19 @@ def build_model(cfg, *, num_classes: int | None = None, input_shape: Sequence[in
         from compact_jax import compress
 
         model = compress.build(resolve_plan(cfg.compress, model, input_shape))
-    return model
+    return _with_dtype(model, dtype)
+
+
+def _with_dtype(model: nn.Module, dtype: str) -> nn.Module:
+    import jax.numpy as jnp
+
+    if dtype == "float32":
+        return model
+    if dtype not in ("bfloat16",):
+        raise UserError(f"config train.compute_dtype = {dtype!r}: expected one of 'float32', 'bfloat16'")
+    if "dtype" not in {f.name for f in dataclasses.fields(model)}:
+        raise UserError(f"train.compute_dtype {dtype!r}: model {type(model).__name__} has no dtype field; use 'float32'")
+    return model.clone(dtype=jnp.dtype(dtype))
 
 
 def _fields(models, name: str) -> list[str]:

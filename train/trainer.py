@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from train import data, models, optim, sharding, steps, tasks
+from train import data, models, optim, run_config, sharding, steps, tasks, validate_config
 from train.checkpoint import Checkpointer, export
 from train.errors import NonFiniteLossError
 from train.lock import WorkdirLock
@@ -66,11 +66,18 @@ class Result:
 
 
 def evaluate(eval_step, task: tasks.Task, state, *, dataset, mesh, batch_size: int, num_threads: int = 0) -> dict:
-    """Runs ``eval_step`` over every held-out example; returns ``task.summarize`` of the sums."""
+    """Runs ``eval_step`` over every held-out example; returns ``task.summarize`` of the sums.
+
+    Raises:
+      NonFiniteLossError: some example's outputs (e.g. logits) are NaN or infinite.
+    """
     total = None
     for local in data.eval_batches(dataset, global_batch_size=batch_size, num_threads=num_threads):
         sums = jax.device_get(eval_step(state, sharding.global_batch(local, mesh)))
         total = sums if total is None else jax.tree.map(np.add, total, sums)
+    bad = int(total.pop(steps.NONFINITE, 0))
+    if bad:
+        raise NonFiniteLossError(f"non-finite model outputs on {bad} evaluation examples at step {int(state['step'])}")
     return {k: float(v) if np.ndim(v) == 0 else v for k, v in task.summarize(total).items()}
 
 
@@ -155,8 +162,17 @@ def train(
       variables: start from ``{"params": ..., <model state collections>}``
         (e.g. fitted compact parameters) instead of the random init; a
         checkpoint in ``workdir`` still takes precedence (resume).
+
+    Raises:
+      UserError: before anything is built: a config value out of range
+        (:mod:`train.validate_config`), an unusable workdir, or a resume with a
+        changed config (:mod:`train.run_config`; the config is kept in
+        ``workdir/config.json``).
+      NonFiniteLossError: a non-finite loss, parameters or evaluation outputs.
     """
     sharding.maybe_initialize_distributed(config.get("distributed", False))
+    validate_config.validate(config)
+    validate_config.check_workdir(workdir)
     lock = WorkdirLock(workdir) if workdir and jax.process_index() == 0 else None
     if lock is not None:
         lock.acquire()
@@ -168,11 +184,14 @@ def train(
 
 
 def _train(config, workdir: str | None, *, desc: str, model, task: tasks.Task | None, variables: dict | None) -> Result:
+    run_config.check_resume(config, workdir)
     mesh = sharding.make_mesh()
+    validate_config.check_devices(config, mesh.size)
     dataset = data.get_dataset(config.data.name, **config.data.get("kwargs", {}))
     inputs = jnp.zeros((1, *dataset.example()["inputs"].shape), jnp.float32)
     if model is None:
-        model = models.build_model(config.model, num_classes=dataset.num_classes, input_shape=inputs.shape)
+        model = models.build_model(config.model, num_classes=dataset.num_classes, input_shape=inputs.shape,
+                                   dtype=config.train.get("compute_dtype", "float32"))
     task = task or tasks.get_task(dataset.task, num_classes=dataset.num_classes, label_smoothing=config.get("label_smoothing", 0.0))
     total, tc = int(config.train.steps), config.train
     optimizer = optim.make_optimizer(config.optimizer, total)

@@ -57,6 +57,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.async_checkpoint = True
     c.train.tensorboard = True
     c.train.progress = True
+    c.train.compute_dtype = "float32"  # float32 | bfloat16 (parameters stay float32)
+    c.train.allow_config_change = False  # resume with changed hyperparameters (each change is logged)
     return c
 
 

@@ -40,9 +40,10 @@ def load_source(name: str, split: str, data_dir: str | None):
 
     try:
         return tfds.data_source(name, split=split, data_dir=data_dir, download=False)
-    except (NotImplementedError, FileNotFoundError, AssertionError) as error:
+    except (NotImplementedError, FileNotFoundError, AssertionError, KeyError) as error:
         # tfds reports an unprepared dataset as "random access ... TFRECORD is
-        # not supported" (the default format of a missing dataset).
+        # not supported" (the default format of a missing dataset), or, when
+        # the data directory holds its metadata without splits, as a KeyError.
         raise DatasetNotPreparedError(
             f"dataset {name!r} (split {split!r}) is not prepared as array_record in "
             f"{data_dir or '~/tensorflow_datasets'}; prepare it once with network access: "

@@ -1,0 +1,148 @@
+"""The config a run was started with, kept as ``WORKDIR/config.json`` and checked on resume.
+
+Resuming with another config is what a mistyped command does, so a resume
+compares the saved config with the new one before anything is built:
+
+* a change of the model or the dataset (``model.*``, ``data.name``) stops
+  with one line: the checkpoint's parameters would not fit;
+* a change of a hyperparameter (optimiser, seed, batch size, ...) stops with
+  one line unless ``train.allow_config_change=True`` (``--allow-config-change``)
+  is given; then each change is logged in one line on stderr and the run
+  continues with the new values;
+* run-length and bookkeeping keys (:data:`FREE`: ``train.steps``, logging,
+  checkpoint cadence, progress bars, ...) may change freely; extending a
+  finished run is a resume with more ``train.steps``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from train.errors import UserError
+
+__all__ = ["FILE", "FREE", "STRUCTURAL", "flatten", "load", "save", "changes", "check_resume"]
+
+FILE = "config.json"
+
+#: Keys (or key prefixes) whose change makes the saved parameters unusable.
+STRUCTURAL = ("model", "data.name")
+
+#: Keys that may change between a run and its resume without a word.
+FREE = (
+    "name",
+    "distributed",
+    "debug_nan_at_step",
+    "train.steps",
+    "train.log_every",
+    "train.eval_every",
+    "train.checkpoint_every",
+    "train.keep_checkpoints",
+    "train.async_checkpoint",
+    "train.tensorboard",
+    "train.progress",
+    "train.allow_config_change",
+    "data.eval_batch_size",
+    "data.num_threads",
+)
+
+
+def _matches(key: str, prefixes) -> bool:
+    return any(key == p or key.startswith(p + ".") for p in prefixes)
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-comparable form (tuples as lists, other objects by repr)."""
+    return json.loads(json.dumps(value, default=repr))
+
+
+def flatten(config, prefix: str = "") -> dict[str, Any]:
+    """``{"optimizer.lr": 0.1, ...}``: every leaf of a (nested) config by dotted key."""
+    items = config.items() if hasattr(config, "items") else ()
+    flat = {}
+    for key, value in items:
+        path = f"{prefix}{key}"
+        if hasattr(value, "items"):
+            flat.update(flatten(value, path + "."))
+        else:
+            flat[path] = _plain(value)
+    return flat
+
+
+def _path(workdir: str) -> str:
+    return os.path.join(workdir, FILE)
+
+
+def save(config, workdir: str) -> None:
+    """Writes ``WORKDIR/config.json`` (atomically: a temporary file, then a rename)."""
+    os.makedirs(workdir, exist_ok=True)
+    tmp = _path(workdir) + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(flatten(config), f, indent=1, sort_keys=True)
+    os.replace(tmp, _path(workdir))
+
+
+def load(workdir: str) -> dict[str, Any] | None:
+    """The flat config saved in ``workdir``, or None if there is none (or it cannot be read)."""
+    try:
+        with open(_path(workdir), encoding="utf-8") as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return saved if isinstance(saved, dict) else None
+
+
+def changes(saved: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``(key, saved value, new value)`` for every key that differs (missing: ``"<unset>"``)."""
+    out = []
+    for key in sorted(set(saved) | set(new)):
+        old, value = saved.get(key, "<unset>"), new.get(key, "<unset>")
+        if old != value and not _matches(key, FREE):
+            out.append((key, old, value))
+    return out
+
+
+def _has_checkpoint(workdir: str) -> bool:
+    directory = os.path.join(workdir, "checkpoints")
+    return os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory))
+
+
+def check_resume(config, workdir: str | None, *, dry_run: bool = False) -> None:
+    """Compares ``config`` with the one saved in ``workdir`` (if a checkpoint exists), then saves it.
+
+    Remote workdirs (``gs://...``) are not checked.
+
+    Args:
+      config: the new run's config.
+      workdir: the run directory (None: nothing to do).
+      dry_run: only raise if the resume would be refused (no log, nothing saved).
+
+    Raises:
+      UserError: the model or dataset changed, or a hyperparameter changed
+        without ``train.allow_config_change`` (one line naming the key, the
+        saved value and the new one).
+    """
+    if not workdir or "://" in str(workdir):
+        return
+    import jax
+
+    saved = load(workdir) if _has_checkpoint(workdir) else None
+    if saved is not None:
+        found = changes(saved, flatten(config))
+        for key, old, new in found:
+            if _matches(key, STRUCTURAL):
+                raise UserError(f"cannot resume {workdir!r}: its checkpoints are of another model/dataset "
+                                f"({key}: {old!r} -> {new!r}); use a new --workdir")
+        allowed = config.get("train", {}).get("allow_config_change", False)
+        if found and not allowed:
+            key, old, new = found[0]
+            more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+            raise UserError(f"cannot resume {workdir!r} with a changed config: {key}: {old!r} -> {new!r}{more}; "
+                            "pass --allow-config-change (train.allow_config_change=True) to continue with the new values")
+        if jax.process_index() == 0 and not dry_run:
+            for key, old, new in found:
+                print(f"warning: resuming {workdir} with {key} changed: {old!r} -> {new!r}", file=sys.stderr)
+    if jax.process_index() == 0 and not dry_run:
+        save(config, workdir)
