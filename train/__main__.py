@@ -25,7 +25,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from train.errors import NonFiniteLossError, UserError
+from train.errors import NonFiniteLossError, RunStopped, UserError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -115,6 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NonFiniteLossError as error:
         print(f"error: {error}", file=sys.stderr)
         return 3
+    except RunStopped as stop:
+        print(stop)
+        return 130 if stop.signal_name == "SIGINT" else 0
     return 0
 
 

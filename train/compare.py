@@ -14,7 +14,7 @@ from compact_jax.bench.timing import print_table
 from train import config as config_lib
 from train import trainer
 from train.config import _close
-from train.errors import UserError
+from train.errors import RunStopped, UserError
 from train.models import available_methods
 from train.preflight import preflight
 
@@ -57,7 +57,11 @@ def compare(
     for method, config in configs.items():
         name = f"digits_{method}"
         run_dir = os.path.join(workdir, name) if workdir else None
-        results[method] = trainer.train(config, run_dir, desc=method)
+        results[method] = result = trainer.train(config, run_dir, desc=method)
+        if result.stopped:  # Ctrl-C / SIGTERM ends the whole comparison, not only this method's run
+            where = f"; rerun with --workdir {workdir} to resume" if workdir else ""
+            raise RunStopped(f"comparison stopped by {result.stopped_by} during {method!r} at step "
+                             f"{int(result.state['step'])}{where}", signal_name=result.stopped_by)
     dense = results["dense"].num_params if "dense" in results else None
     rows = []
     for method, result in results.items():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["UserError", "DatasetNotPreparedError", "NonFiniteLossError"]
+__all__ = ["UserError", "DatasetNotPreparedError", "NonFiniteLossError", "RunStopped"]
 
 
 class UserError(ValueError):
@@ -19,3 +19,11 @@ class DatasetNotPreparedError(UserError):
 
 class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN / infinite loss or parameters; names the step and the last good checkpoint."""
+
+
+class RunStopped(Exception):
+    """A run was stopped by a signal (checkpoint saved); ``signal_name`` is ``"SIGTERM"`` or ``"SIGINT"``."""
+
+    def __init__(self, message: str, *, signal_name: str):
+        super().__init__(message)
+        self.signal_name = signal_name
