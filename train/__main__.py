@@ -55,10 +55,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run_config(args) -> int:
     from train.lock import WorkdirLock
+    from train.validate_config import check_workdir
 
     if not args.config.strip():
-        raise UserError("--config needs a config name (see --list); omit --config for the main job")
+        raise UserError(f"unknown config {args.config!r}: --config needs a config name (see --list); omit --config for the main job")
     workdir = args.workdir or f"runs/{args.config.replace(':', '_')}"
+    check_workdir(workdir)  # a file or an unwritable folder: one line, before the lock tries to create it
     if _multi_host(args.overrides):  # every process runs this: process 0 locks once JAX knows which it is
         return _run_locked(args, workdir)
     with WorkdirLock(workdir):  # before the slow imports: a busy workdir is reported at once
