@@ -9,12 +9,13 @@ when complete, so a run killed mid-save leaves the previous checkpoint intact
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import grain
 import jax
 import orbax.checkpoint as ocp
+
+from train import paths
 
 __all__ = ["Checkpointer", "export", "load_export", "load_state"]
 
@@ -28,14 +29,15 @@ class Checkpointer:
     """Saves every ``every`` steps (and when forced), keeps the newest ``keep``.
 
     Args:
-      directory: where step directories go (created if missing).
+      directory: where step directories go (created if missing); a local
+        path or a URL such as ``gs://bucket/run/checkpoints`` (see :mod:`train.paths`).
       every: save interval in steps (``save`` skips other steps unless forced).
       keep: checkpoints kept; older ones are deleted.
       async_save: write in a background thread (arrays are copied to host
         before :meth:`save` returns, so the caller may donate them).
     """
 
-    def __init__(self, directory: str, *, every: int, keep: int, async_save: bool = True):
+    def __init__(self, directory: paths.PathLike, *, every: int, keep: int, async_save: bool = True):
         options = ocp.CheckpointManagerOptions(
             save_interval_steps=every,
             max_to_keep=keep,
@@ -43,7 +45,7 @@ class Checkpointer:
             cleanup_tmp_directories=True,
             enable_async_checkpointing=async_save,
         )
-        self.directory = os.path.abspath(directory)
+        self.directory = paths.as_path(directory)
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 
     def latest_step(self) -> int | None:
@@ -94,7 +96,7 @@ def _on_one_device(metadata_tree: Any) -> Any:
     return jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), metadata_tree)
 
 
-def load_state(directory: str, step: int | None = None) -> dict:
+def load_state(directory: paths.PathLike, step: int | None = None) -> dict:
     """The ``state`` item of a train checkpoint on one device (latest step if ``step`` is None).
 
     Raises:
@@ -102,7 +104,7 @@ def load_state(directory: str, step: int | None = None) -> dict:
     """
     options = ocp.CheckpointManagerOptions(read_only=True, create=False)
     handlers = {"state": ocp.StandardCheckpointHandler()}
-    with ocp.CheckpointManager(os.path.abspath(directory), options=options, item_handlers=handlers) as manager:
+    with ocp.CheckpointManager(paths.as_path(directory), options=options, item_handlers=handlers) as manager:
         step = manager.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"no complete checkpoint in {directory}")
@@ -110,14 +112,14 @@ def load_state(directory: str, step: int | None = None) -> dict:
         return manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))).state
 
 
-def export(path: str, tree: Any) -> None:
+def export(path: paths.PathLike, tree: Any) -> None:
     """Writes ``tree`` (e.g. ``{"params": ..., "model_state": ...}``) to ``path`` (synchronously)."""
     with ocp.StandardCheckpointer() as checkpointer:
-        checkpointer.save(os.path.abspath(path), tree, force=True)
+        checkpointer.save(paths.as_path(path), tree, force=True)
 
 
-def load_export(path: str) -> Any:
+def load_export(path: paths.PathLike) -> Any:
     """Reads a tree written by :func:`export` onto one device, whatever devices wrote it."""
-    path = os.path.abspath(path)
+    path = paths.as_path(path)
     with ocp.StandardCheckpointer() as checkpointer:
         return checkpointer.restore(path, _on_one_device(checkpointer.metadata(path).item_metadata.tree))

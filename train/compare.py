@@ -7,12 +7,11 @@ compression against the dense form, test accuracy and step time.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 from compact_jax.bench._timing import print_table
 from train import config as config_lib
-from train import trainer
+from train import paths, trainer
 from train.models import available_methods
 
 __all__ = ["MAIN_METHODS", "compare"]
@@ -42,7 +41,7 @@ def compare(
     for method in methods:
         name = f"digits_{method}"
         config = config_lib.load(name, overrides)
-        run_dir = os.path.join(workdir, name) if workdir else None
+        run_dir = paths.join(workdir, name)
         results[method] = trainer.train(config, run_dir, desc=method)
     dense = results["dense"].num_params if "dense" in results else None
     rows = []

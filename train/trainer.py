@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import signal
 import statistics
 import time
@@ -23,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from train import data, models, optim, sharding, steps, tasks
+from train import data, models, optim, paths, sharding, steps, tasks
 from train.checkpoint import Checkpointer, export
 from train.errors import NonFiniteLossError
 from train.writers import Writer
@@ -87,16 +86,16 @@ def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def _checkpointer(config, workdir: str | None) -> Checkpointer | None:
+def _checkpointer(config, workdir: paths.Path | None) -> Checkpointer | None:
     tc = config.train
     if not workdir or not tc.checkpoint_every:
         return None
     return Checkpointer(
-        os.path.join(workdir, "checkpoints"), every=tc.checkpoint_every, keep=tc.keep_checkpoints, async_save=tc.async_checkpoint
+        workdir / "checkpoints", every=tc.checkpoint_every, keep=tc.keep_checkpoints, async_save=tc.async_checkpoint
     )
 
 
-def _export_dense(workdir: str, model, state: dict, inputs, writer: Writer) -> None:
+def _export_dense(workdir: paths.Path, model, state: dict, inputs, writer: Writer) -> None:
     """``WORKDIR/export_dense``: the folded dense model, every compact conv replaced by its kernel.
 
     It loads into the same network built with dense convolutions
@@ -113,18 +112,19 @@ def _export_dense(workdir: str, model, state: dict, inputs, writer: Writer) -> N
     except ValueError as error:
         writer.event(int(state["step"]), "export_dense_skipped", reason=str(error))
         return
-    export(os.path.join(workdir, "export_dense"), {"params": folded, "model_state": model_state})
+    export(workdir / "export_dense", {"params": folded, "model_state": model_state})
 
 
 def train(
-    config, workdir: str | None = None, *, desc: str = "train", model=None, task: tasks.Task | None = None,
+    config, workdir: paths.PathLike | None = None, *, desc: str = "train", model=None, task: tasks.Task | None = None,
     variables: dict | None = None,
 ) -> Result:
     """Trains ``config`` (see :mod:`train.configs`); logs and checkpoints go to ``workdir``.
 
     Args:
       config: an ``ml_collections.ConfigDict`` from :func:`train.config.load`.
-      workdir: run directory; None: no checkpoints, logs or export.
+      workdir: run directory, a local path or a URL such as ``gs://bucket/run``
+        (see :mod:`train.paths`); None: no checkpoints, logs or export.
       desc: label of the progress bar.
       model: train this model (``init`` / ``apply`` like a Linen module)
         instead of building ``config.model`` (compression pipelines).
@@ -133,6 +133,7 @@ def train(
         (e.g. fitted compact parameters) instead of the random init; a
         checkpoint in ``workdir`` still takes precedence (resume).
     """
+    workdir = paths.as_path(workdir) if workdir else None
     sharding.maybe_initialize_distributed(config.get("distributed", False))
     mesh = sharding.make_mesh()
     dataset = data.get_dataset(config.data.name, **config.data.get("kwargs", {}))
@@ -156,7 +157,7 @@ def train(
     writer = Writer(workdir, total_steps=total, initial_step=start or 0, tensorboard=tc.tensorboard, progress=tc.progress, desc=desc)
     writer.event(start or 0, "start", devices=jax.device_count(), processes=jax.process_count(), config=config.get("name"))
     if start is not None:
-        writer.event(start, "resume", checkpoint=ckpt.directory)
+        writer.event(start, "resume", checkpoint=str(ckpt.directory))
     train_step = steps.make_train_step(
         model, optimizer, task, mesh, seed=config.seed, schedule=optim.make_schedule(config.optimizer, total),
         nan_at_step=config.get("debug_nan_at_step"),
@@ -194,7 +195,7 @@ def train(
             results = run_eval(state)
             writer.write(int(state["step"]), results, kind="eval")
             if workdir:
-                export(os.path.join(workdir, "export"), {"params": state["params"], "model_state": state["model_state"]})
+                export(workdir / "export", {"params": state["params"], "model_state": state["model_state"]})
                 _export_dense(workdir, model, state, inputs, writer)
     finally:
         stop.restore()
