@@ -134,7 +134,7 @@ def train(
         checkpoint in ``workdir`` still takes precedence (resume).
     """
     workdir = paths.as_path(workdir) if workdir else None
-    sharding.maybe_initialize_distributed(config.get("distributed", False))
+    sharding.maybe_initialize_distributed(config.get("distributed", False), **dict(config.get("cluster", {})))
     mesh = sharding.make_mesh()
     dataset = data.get_dataset(config.data.name, **config.data.get("kwargs", {}))
     inputs = jnp.zeros((1, *dataset.example()["inputs"].shape), jnp.float32)
