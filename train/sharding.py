@@ -15,7 +15,16 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
-__all__ = ["DATA_AXIS", "make_mesh", "replicated", "batch_sharded", "global_batch", "maybe_initialize_distributed"]
+__all__ = [
+    "DATA_AXIS",
+    "PeerFailureError",
+    "make_mesh",
+    "replicated",
+    "batch_sharded",
+    "global_batch",
+    "maybe_initialize_distributed",
+    "peer_failure",
+]
 
 DATA_AXIS = "data"
 
@@ -47,6 +56,24 @@ def global_batch(local_batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, ja
     if size % mesh.size:
         raise ValueError(f"global batch size {size} is not divisible by the {mesh.size} devices of the mesh")
     return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in local_batch.items()}
+
+
+class PeerFailureError(RuntimeError):
+    """A collective of a multi-process job failed: another process died or became unreachable."""
+
+
+def peer_failure(error: Exception) -> Exception:
+    """``error`` as a :class:`PeerFailureError` with a one-line cause in a multi-process job, else unchanged.
+
+    Used as ``raise peer_failure(error) from error`` around the train loop.
+    """
+    if jax.process_count() == 1 or not isinstance(error, jax.errors.JaxRuntimeError):
+        return error
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return PeerFailureError(
+        f"process {jax.process_index()} of {jax.process_count()}: a collective failed, another process of the job "
+        f"probably died or became unreachable (see its log); this one stops too. Cause: {first}"
+    )
 
 
 def _distributed_is_initialized() -> bool:

@@ -197,6 +197,8 @@ def train(
             if workdir:
                 export(workdir / "export", {"params": state["params"], "model_state": state["model_state"]})
                 _export_dense(workdir, model, state, inputs, writer)
+    except jax.errors.JaxRuntimeError as error:
+        raise sharding.peer_failure(error) from error
     finally:
         stop.restore()
         if ckpt is not None:
