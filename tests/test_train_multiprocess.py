@@ -136,3 +136,25 @@ def test_killing_one_process_ends_the_other_with_an_error_in_bounded_time(tmp_pa
     assert time.monotonic() - killed < 60
     # A collective failing in the loop names the cause; a peer missing heartbeats is reported by JAX itself.
     assert "PeerFailureError: process 0 of 2: a collective failed" in err or "another task died" in err, err[-4000:]
+
+
+def test_initialize_distributed_twice_is_a_no_op(cache):
+    """A real one-process job: a second ``jax.distributed.initialize`` raises, the trainer's guard does not."""
+    script = f"""
+import jax
+from train import sharding
+options = dict(coordinator_address="localhost:{portpicker.pick_unused_port()}", num_processes=1, process_id=0)
+assert sharding.maybe_initialize_distributed(True, **options) is True
+assert sharding.maybe_initialize_distributed(True, **options) is False  # e.g. a pipeline's second training stage
+assert sharding.maybe_initialize_distributed(False) is False
+try:
+    jax.distributed.initialize(**options)
+except RuntimeError as error:
+    assert "only be called once" in str(error), error
+else:
+    raise AssertionError("a second jax.distributed.initialize did not raise")
+print("ok", jax.process_count())
+"""
+    run = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=_env(1, cache), capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0 and run.stdout.split() == ["ok", "1"], run.stderr[-4000:]
