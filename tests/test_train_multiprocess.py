@@ -1,8 +1,9 @@
 """Two real JAX processes on this machine (CPU collectives, localhost coordinator) vs one process.
 
 Each process of ``python -m train --set distributed=True ...`` has 2 CPU
-devices; the pair trains, checkpoints, then resumes and must end with the
-parameters of one process with 4 devices on the same global batches. A
+devices; the pair trains a compact (3D-FilterMap) network, checkpoints, then
+resumes and must end with the parameters (and folded dense export) of one
+process with 4 devices on the same global batches. A
 second pair checks that killing one process ends the other with an error
 within a bounded time instead of hanging.
 """
@@ -26,7 +27,7 @@ HEARTBEAT_TIMEOUT = 5  # seconds: a dead peer is noticed after this
 SETTINGS = (
     "data.kwargs.image_size=8",
     "model.kwargs.stage_sizes=(1,)",
-    "model.kwargs.widths=(8,)",
+    "model.kwargs.widths=(12,)",
     "data.batch_size=16",
     "data.eval_batch_size=40",
     "optimizer.schedule=constant",  # a resumed run's program equals the uninterrupted one's
@@ -41,7 +42,7 @@ SETTINGS = (
 def _command(workdir, steps: int, *extra: str) -> list[str]:
     items = (*SETTINGS, f"train.steps={steps}", *extra)
     sets = sum((["--set", item] for item in items), [])
-    return [sys.executable, "-m", "train", "--config", "digits_dense:runlocal", "--workdir", str(workdir), *sets]
+    return [sys.executable, "-m", "train", "--config", "digits_filtermap:runlocal", "--workdir", str(workdir), *sets]
 
 
 def _env(devices: int, cache) -> dict:
@@ -111,6 +112,9 @@ def test_two_processes_checkpoint_resume_and_match_one_process_of_four_devices(t
         assert error <= 1e-5 * scale + 1e-12, f"{jax.tree_util.keystr(path)}: max |diff| {error:.3g} vs {scale:.3g}"
 
     jax.tree_util.tree_map_with_path(close, two, one)
+    # The folded dense export (host arrays, written by process 0) is there too, and the same.
+    folded = checkpoint.load_export(os.path.join(workdir, "export_dense"))["params"]
+    jax.tree_util.tree_map_with_path(close, folded, checkpoint.load_export(os.path.join(tmp_path / "one", "export_dense"))["params"])
 
 
 def test_killing_one_process_ends_the_other_with_an_error_in_bounded_time(tmp_path, cache):

@@ -108,7 +108,8 @@ def _export_dense(workdir: paths.Path, model, state: dict, inputs, writer: Write
     model_state = jax.device_get(state["model_state"])
     variables = {"params": jax.device_get(state["params"]), **model_state}
     try:
-        folded = compress.fold_modules(model, variables, inputs, train=False)
+        # On the host: Orbax writes host arrays from process 0 alone (one-device arrays fail on many hosts).
+        folded = jax.device_get(compress.fold_modules(model, variables, inputs, train=False))
     except ValueError as error:
         writer.event(int(state["step"]), "export_dense_skipped", reason=str(error))
         return
