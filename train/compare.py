@@ -7,12 +7,11 @@ compression against the dense form, test accuracy and step time.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 from compact_jax.bench.timing import print_table
 from train import config as config_lib
-from train import trainer
+from train import paths, trainer
 from train.config import _close
 from train.errors import RunStopped, UserError
 from train.models import available_methods
@@ -52,11 +51,11 @@ def compare(
     for method in methods:
         name = f"digits_{method}"
         configs[method] = config_lib.load(name, overrides)
-        preflight(configs[method], os.path.join(workdir, name) if workdir else None)
+        preflight(configs[method], paths.join(workdir, name))
     results = {}
     for method, config in configs.items():
         name = f"digits_{method}"
-        run_dir = os.path.join(workdir, name) if workdir else None
+        run_dir = paths.join(workdir, name)
         results[method] = result = trainer.train(config, run_dir, desc=method)
         if result.stopped:  # Ctrl-C / SIGTERM ends the whole comparison, not only this method's run
             where = f"; rerun with --workdir {workdir} to resume" if workdir else ""

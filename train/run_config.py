@@ -21,6 +21,7 @@ import os
 import sys
 from typing import Any
 
+from train import paths
 from train.errors import UserError
 
 __all__ = ["FILE", "FREE", "STRUCTURAL", "flatten", "load", "save", "changes", "check_resume"]
@@ -71,24 +72,28 @@ def flatten(config, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _path(workdir: str) -> str:
-    return os.path.join(workdir, FILE)
+def _path(workdir: paths.PathLike) -> paths.Path:
+    return paths.as_path(workdir) / FILE
 
 
-def save(config, workdir: str) -> None:
-    """Writes ``WORKDIR/config.json`` (atomically: a temporary file, then a rename)."""
-    os.makedirs(workdir, exist_ok=True)
-    tmp = _path(workdir) + ".tmp"
+def save(config, workdir: paths.PathLike) -> None:
+    """Writes ``WORKDIR/config.json`` (local: a temporary file, then a rename; a bucket: one write)."""
+    target = _path(workdir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(flatten(config), indent=1, sort_keys=True)
+    if paths.is_remote(target):  # an object is replaced whole by one write
+        target.write_text(text, encoding="utf-8")
+        return
+    tmp = f"{os.fspath(target)}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(flatten(config), f, indent=1, sort_keys=True)
-    os.replace(tmp, _path(workdir))
+        f.write(text)
+    os.replace(tmp, os.fspath(target))
 
 
-def load(workdir: str) -> dict[str, Any] | None:
+def load(workdir: paths.PathLike) -> dict[str, Any] | None:
     """The flat config saved in ``workdir``, or None if there is none (or it cannot be read)."""
     try:
-        with open(_path(workdir), encoding="utf-8") as f:
-            saved = json.load(f)
+        saved = json.loads(_path(workdir).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return saved if isinstance(saved, dict) else None
@@ -104,15 +109,13 @@ def changes(saved: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, 
     return out
 
 
-def _has_checkpoint(workdir: str) -> bool:
-    directory = os.path.join(workdir, "checkpoints")
-    return os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory))
+def _has_checkpoint(workdir: paths.PathLike) -> bool:
+    directory = paths.as_path(workdir) / "checkpoints"
+    return directory.is_dir() and any(child.name.isdigit() for child in directory.iterdir())
 
 
 def check_resume(config, workdir: str | None, *, dry_run: bool = False) -> None:
     """Compares ``config`` with the one saved in ``workdir`` (if a checkpoint exists), then saves it.
-
-    Remote workdirs (``gs://...``) are not checked.
 
     Args:
       config: the new run's config.
@@ -124,7 +127,7 @@ def check_resume(config, workdir: str | None, *, dry_run: bool = False) -> None:
         without ``train.allow_config_change`` (one line naming the key, the
         saved value and the new one).
     """
-    if not workdir or "://" in str(workdir):
+    if not workdir:
         return
     import jax
 

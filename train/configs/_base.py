@@ -14,7 +14,13 @@ def base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0
     c.label_smoothing = 0.0
-    c.distributed = False  # call jax.distributed.initialize() (multi-host)
+    c.distributed = False  # call jax.distributed.initialize() (multi-host); see train.sharding
+    c.cluster = ml_collections.ConfigDict()  # with distributed=True; unset (None): auto-detected
+    c.cluster.coordinator_address = None  # "host:port" of process 0
+    c.cluster.num_processes = None
+    c.cluster.process_id = None
+    c.cluster.initialization_timeout = 300  # seconds for every process to connect
+    c.cluster.heartbeat_timeout = 100  # seconds without heartbeats before a peer counts as dead
     c.debug_nan_at_step = None  # testing aid: NaN loss at this step
 
     c.data = ml_collections.ConfigDict()

@@ -21,6 +21,7 @@ import importlib.util
 
 import numpy as np
 
+from train import paths
 from train.data import augment
 from train.data.sources import Dataset
 from train.errors import DatasetNotPreparedError, UserError
@@ -35,8 +36,13 @@ def _build_command(name: str, data_dir: str | None) -> str:
 
 
 def load_source(name: str, split: str, data_dir: str | None):
-    """``tfds.data_source(name, split=split, data_dir=data_dir, download=False)`` with one-line errors."""
+    """``tfds.data_source(name, split=split, data_dir=data_dir, download=False)`` with one-line errors.
+
+    ``data_dir`` may be a local path or a URL (``gs://bucket/tensorflow_datasets``).
+    """
     import tensorflow_datasets as tfds
+
+    data_dir = paths.as_path(data_dir) if data_dir else None
 
     try:
         return tfds.data_source(name, split=split, data_dir=data_dir, download=False)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -21,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from train import checkpoint, data, models, optim, sharding, steps, tasks, trainer
+from train import checkpoint, data, models, optim, paths, sharding, steps, tasks, trainer
 from train.errors import UserError
 
 __all__ = [
@@ -188,8 +187,8 @@ def dense_model(config, dataset: data.Dataset):
     return models.build_model(_dense_config(config).model, num_classes=dataset.num_classes)
 
 
-def _subdir(workdir: str | None, name: str) -> str | None:
-    return os.path.join(workdir, name) if workdir else None
+def _subdir(workdir: paths.PathLike | None, name: str) -> paths.Path | None:
+    return paths.join(workdir, name)
 
 
 def dense_stage(config, workdir: str | None, dataset: data.Dataset) -> tuple[Any, dict, dict]:
@@ -202,7 +201,7 @@ def dense_stage(config, workdir: str | None, dataset: data.Dataset) -> tuple[Any
     model = dense_model(config, dataset)
     path = config.pipeline.get("dense_export", "")
     if path:
-        if not os.path.isdir(path):
+        if not paths.as_path(path).is_dir():
             raise UserError(f"pipeline.dense_export {path!r} is not a directory (the 'export' of a dense run)")
         tree = checkpoint.load_export(path)
         variables = {"params": tree["params"], **tree.get("model_state", {})}
