@@ -26,8 +26,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from jax import lax
 
 from compact_jax import fdc3d
 from compact_jax.fdc3d import TRANSFORM_PARAM
@@ -92,8 +90,9 @@ def fit_frequency_layer(
               + \\lambda \\frac{\\|G\\|_{2,1}}{\\|K\\|_F},
               \\quad y = \\mathrm{conv}(x, K),\\; y' = \\mathrm{conv}(x, S^T G),
 
-    both terms scale-free. ``S`` stays exactly orthogonal (its
-    parametrisation). The whole loop is one jitted ``lax.scan``.
+    both terms scale-free: :func:`compact_jax.fdc3d.fit_outputs` over ``S``
+    and ``G`` with ``beta`` fixed at 1. ``S`` stays exactly orthogonal (its
+    parametrisation).
 
     Args:
       kernel: the trained dense DHWIO kernel ``(t, kh, kw, C_in, C_out)``.
@@ -117,39 +116,12 @@ def fit_frequency_layer(
     conv_kwargs = _conv_kwargs(conv_kwargs)
     spec = frequency_spec(kernel, transform=transform)
     x = jnp.asarray(x, kernel.dtype)
-    params = fdc3d.fit(kernel, spec)
-    beta = params.pop("beta")
     target = conv(x, kernel, **conv_kwargs)
-    power = jnp.mean(target**2)
-    kernel_norm = jnp.linalg.norm(kernel)
-    # Adam steps have the size of the learning rate: coefficients are optimised
-    # in units of the kernel's rms value so that the rate is scale-free.
-    unit = kernel_norm / np.sqrt(kernel.size)
-    params["coeffs"] = params["coeffs"] / unit
-    optimizer = optax.adam(learning_rate)
-
-    def layer_params(trainable):
-        return {**trainable, "coeffs": trainable["coeffs"] * unit, "beta": beta}
-
-    def loss(trainable, x, target):
-        layer = layer_params(trainable)
-        out = fdc3d.apply(layer, x, spec, path="kernel", **conv_kwargs)
-        data = jnp.mean((out - target) ** 2) / power
-        return data + lam * fdc3d.group_sparsity(layer, spec) / kernel_norm, data
-
-    @jax.jit
-    def run(trainable, x, target):
-        def step(carry, _):
-            trainable, state = carry
-            (total, data), grads = jax.value_and_grad(loss, has_aux=True)(trainable, x, target)
-            updates, state = optimizer.update(grads, state, trainable)
-            return (optax.apply_updates(trainable, updates), state), jnp.stack([total, data])
-
-        (trainable, _), history = lax.scan(step, (trainable, optimizer.init(trainable)), length=steps)
-        return trainable, history
-
-    trainable, history = run(params, x, target)
-    return layer_params(trainable), spec, np.asarray(history)
+    params, history = fdc3d.fit_outputs(
+        fdc3d.fit(kernel, spec), spec, x[None], target[None], train=("coeffs", TRANSFORM_PARAM[transform]),
+        row_weight=lam / float(jnp.linalg.norm(kernel)), steps=steps, learning_rate=learning_rate,
+        conv_kwargs=conv_kwargs)
+    return params, spec, np.asarray(history)
 
 
 def transform_kernel(kernel: Any, params: dict, spec: fdc3d.FrequencySpec) -> dict:

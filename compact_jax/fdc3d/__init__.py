@@ -34,6 +34,12 @@ Learning ``S``: the learned transforms are trained with the rest of the
 network (``penalty`` adds Eq. 9's regularisers to a loss), or, for a fixed
 pretrained kernel, by :func:`fit_transform` (Eq. 7 on one layer).
 
+Algorithm 1 on a trained network (:mod:`compact_jax.fdc3d._network`):
+:func:`capture_layers` records each layer's inputs and outputs,
+:func:`fit_layer` fits Eq. (9) on them (:func:`fit_outputs`: Adam on the
+recorded data), :func:`fit_network` does both for every FDC3D layer of a
+:class:`compact_jax.compress.Plan` and :func:`prune_network` prunes them.
+
 Example::
 
     spec = FrequencySpec(features=64, in_features=64, kernel_size=(3, 3, 3))
@@ -57,6 +63,15 @@ import numpy as np
 
 from compact_jax.fdc3d import _orthogonal as orth
 from compact_jax.fdc3d._conv import frequency_conv3d
+from compact_jax.fdc3d._network import (
+    CONV_KEYS,
+    FittedLayer,
+    capture_layers,
+    fit_layer,
+    fit_network,
+    fit_outputs,
+    prune_network,
+)
 from compact_jax.fdc3d._prune import (
     channel_sparsity,
     compression_rate,
@@ -104,6 +119,13 @@ __all__ = [
     "speedup",
     "compression_rate",
     "dct_matrix",
+    "CONV_KEYS",
+    "capture_layers",
+    "fit_outputs",
+    "fit_layer",
+    "FittedLayer",
+    "fit_network",
+    "prune_network",
 ]
 
 dct_matrix = orth.dct_matrix
