@@ -141,7 +141,7 @@ def test_basis_penalty_and_distance_match_a_plain_reconstruction(dense_export):
 
     config = _load("cifar_basis:resnet56,pretrained,digits,runlocal", dense_export=dense_export)
     dense_params = checkpoint.load_export(dense_export)["params"]
-    plan = basis_pipeline.resolve_plan(config.model.compress, _stages.dense_model(config, _stages.load_dataset(config)),
+    plan = resolve_plan(config.model.compress, _stages.dense_model(config, _stages.load_dataset(config)),
                                        (1, 32, 32, 3))
     key = jax.random.key(1)
     params = jax.jit(lambda x: compress.build(plan).init(key, x, train=False))(jnp.zeros((1, 32, 32, 3)))["params"]

@@ -34,6 +34,9 @@ Example (3D-FilterMap on every k x k conv of a trained ResNet-18)::
     logits = compact.apply({**dense_variables, "params": params}, images, train=False)
     dense_params = compress.fold(plan, params)                # loads into `model`
 
+Named policies from the papers, with how each paper counts parameters, are
+:data:`PRESETS` (:func:`get_preset`; :mod:`compact_jax.report` prints them).
+
 ``fold(fit(W)) == W`` wherever the method is lossless: ``N = K`` harmonics, a
 full-rank basis (``m >= kh*kw*p``), FDC3D without pruning, and a FilterMap
 whose filters do not overlap (strides ``(kh, kw, C)``).
@@ -51,6 +54,19 @@ from compact_jax.compress._build import CompactModel, DispatchConv
 from compact_jax.compress._fit import fit_sliced_basis
 from compact_jax.compress._plan import LayerPlan, Plan, SharedBasisPlan
 from compact_jax.compress._policy import METHODS, Policy, Rule, expand_runs, per_group_rules
+from compact_jax.compress._presets import (
+    ALL,
+    CATEGORIES,
+    CONV_WEIGHTS,
+    FILTER_BASIS,
+    PER_BLOCK,
+    PRESETS,
+    Counting,
+    ModelSetting,
+    PaperFigure,
+    Preset,
+    get_preset,
+)
 from compact_jax.compress._trace import NORM_TYPES, ConvLayer, ModelTrace, trace_model
 
 __all__ = [
@@ -75,6 +91,17 @@ __all__ = [
     "fold_modules",
     "fit_sliced_basis",
     "compress",
+    "CATEGORIES",
+    "Counting",
+    "ALL",
+    "FILTER_BASIS",
+    "PER_BLOCK",
+    "CONV_WEIGHTS",
+    "PaperFigure",
+    "ModelSetting",
+    "Preset",
+    "PRESETS",
+    "get_preset",
 ]
 
 
