@@ -32,6 +32,7 @@ import jax
 import numpy as np
 
 from compact_jax import basis, compress, filtermap, series
+from compact_jax.experiments._error import relative_error
 from compact_jax.experiments._frequency import (
     PRUNING_METHODS,
     fit_frequency_layer,
@@ -65,21 +66,6 @@ __all__ = [
     "frequency_views",
     "layer_timings",
 ]
-
-
-def relative_error(approx: Any, target: Any) -> float:
-    """``||approx - target||_F / ||target||_F`` in float64.
-
-    Raises:
-      ValueError: different shapes, or an all-zero ``target``.
-    """
-    approx, target = np.asarray(approx, np.float64), np.asarray(target, np.float64)
-    if approx.shape != target.shape:
-        raise ValueError(f"relative_error: approx shape {approx.shape} differs from target shape {target.shape}")
-    norm = np.linalg.norm(target)
-    if norm == 0:
-        raise ValueError("relative_error: target is all zeros; the relative error is undefined")
-    return float(np.linalg.norm(approx - target) / norm)
 
 
 def _kernel_hwio(kernel: Any, where: str) -> np.ndarray:

@@ -29,8 +29,9 @@ import numpy as np
 
 from compact_jax import fdc3d
 from compact_jax.fdc3d import TRANSFORM_PARAM
+from compact_jax.experiments._error import relative_error
 from compact_jax.validate import check_choice, check_int, check_positive_int
-from compact_jax.bench.timing import time_jitted
+from compact_jax.bench.fdc3d import layer_times
 from compact_jax.conv import conv
 
 __all__ = [
@@ -184,14 +185,9 @@ def prune_sweep(
         records.append(dict(
             kept_rows=pruned_spec.num_rows, p_t=p_t, speedup=fdc3d.speedup(**eq13),
             mac_speedup=fdc3d.speedup(**eq13, features=spec.features),
-            error=_relative(out, target), rows=pruned_spec.kept_rows, params=pruned, spec=pruned_spec,
+            error=relative_error(out, target), rows=pruned_spec.kept_rows, params=pruned, spec=pruned_spec,
         ))
     return records
-
-
-def _relative(approx: Any, target: Any) -> float:
-    approx, target = np.asarray(approx, np.float64), np.asarray(target, np.float64)
-    return float(np.linalg.norm(approx - target) / np.linalg.norm(target))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -326,17 +322,11 @@ def layer_timings(
     The dense layer is timed with both 3-D convolution implementations
     (``"dense (xla)"``, ``"dense (frames)"``) and ``"dense"`` is the faster;
     each FDC3D layer runs its default path (the frequency path when rows are
-    pruned). Uses :func:`compact_jax.bench.timing.time_jitted`.
+    pruned). Uses :func:`compact_jax.bench.fdc3d.layer_times`.
     """
     kernel = _kernel_dhwio(kernel, "layer_timings")
-    conv_kwargs = _conv_kwargs(conv_kwargs)
     x = jnp.asarray(x, kernel.dtype)
-    timed = {}
-    for impl in ("xla", "frames"):
-        fn = jax.jit(lambda x, k, impl=impl: conv(x, k, impl=impl, **conv_kwargs))
-        timed[f"dense ({impl})"] = time_jitted(fn, x, kernel, repeats=repeats, min_seconds=min_seconds)
-    timed["dense"] = min(timed["dense (xla)"], timed["dense (frames)"])
-    for label, (params, spec) in layers.items():
-        fn = jax.jit(lambda x, p, spec=spec: fdc3d.apply(p, x, spec, **conv_kwargs))
-        timed[label] = time_jitted(fn, x, params, repeats=repeats, min_seconds=min_seconds)
-    return timed
+    times = layer_times(kernel, layers, x, conv_kwargs=_conv_kwargs(conv_kwargs), repeats=repeats, backward=False,
+                        min_seconds=min_seconds)
+    timed = {name: forward for name, (forward, _) in times.items()}
+    return {"dense": min(timed["dense (xla)"], timed["dense (frames)"]), **timed}

@@ -67,6 +67,7 @@ from compact_jax.compress import (
     get_preset,
 )
 from compact_jax.report._count import Counts, LayerCount, compact_macs, count_plan
+from compact_jax.report._table import format_table
 
 __all__ = [
     "Counting",
@@ -83,6 +84,7 @@ __all__ = [
     "LayerCount",
     "Report",
     "compact_macs",
+    "format_table",
     "make_report",
     "report_model",
     "main",
@@ -165,7 +167,7 @@ class Report:
         if self.paper is not None:
             p = self.paper
             rows.append((f"paper ({p.source})", "", p.ratio, p.dense, p.compact, "", "", ""))
-        lines = [self.title, f"counting: {self.counting.describe()}", "", *_align(header, rows)]
+        lines = [self.title, f"counting: {self.counting.describe()}", "", format_table(header, rows, left=3)]
         if self.paper is not None and self.paper.note:
             lines.append(f"note: {self.paper.note}")
         skipped = [c for c in CATEGORIES if not self.counting.includes(c) and self.counts.dense[c]]
@@ -184,19 +186,6 @@ def _si(n: int) -> str:
         if n >= scale:
             return f"{n / scale:.2f}{suffix}"
     return str(n)
-
-
-def _align(header: Sequence[str], rows: Sequence[Sequence[str] | None]) -> list[str]:
-    body = [r for r in rows if r is not None]
-    widths = [max(len(str(r[i])) for r in [header, *body]) for i in range(len(header))]
-    right = {3, 4, 5, 6, 7}
-
-    def fmt(row):
-        cells = [str(c).rjust(w) if i in right else str(c).ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
-        return "  ".join(cells).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    return [fmt(header), rule] + [rule if r is None else fmt(r) for r in rows]
 
 
 def make_report(

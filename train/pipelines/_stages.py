@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import flax.linen as nn
@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from compact_jax import count_params
+from compact_jax.report import format_table
 from train import checkpoint, data, models, optim, sharding, steps, tasks, trainer
 from train.errors import UserError
 from train.pipelines.policy import resolve_plan
@@ -85,7 +86,7 @@ class PipelineResult:
     def summary(self) -> str:
         unit = " %" if self.metric == "accuracy" else ""
         header = ("stage", "params", "vs dense", f"{self.metric}{unit}")
-        lines = [self.title, *_table(header, self.rows()), *self.notes]
+        lines = [self.title, format_table(header, self.rows()), *self.notes]
         return "\n".join(lines)
 
     def add_trained(self, label: str, result) -> None:
@@ -96,12 +97,6 @@ class PipelineResult:
             self.notes.append(f"{label}: stopped by SIGTERM at step {int(result.state['step'])}; rerun to resume")
         else:
             self.stages.append((label, result.num_params, result.metrics))
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
-    cells = [tuple(map(str, header))] + [tuple(map(str, r)) for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    return ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))) for row in cells]
 
 
 @dataclasses.dataclass(frozen=True)
