@@ -43,6 +43,7 @@ from compact_jax.experiments._frequency import (
     pruning_comparison,
     transform_kernel,
 )
+from compact_jax.pytree import leaf_paths
 from compact_jax.validate import check_int_tuple, check_positive_int
 
 __all__ = [
@@ -90,12 +91,12 @@ def conv_kernels(params: Any, *, min_size: int = 2) -> dict[str, np.ndarray]:
     """
     min_size = check_positive_int("min_size", min_size)
     out = {}
-    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-        keys = [getattr(k, "key", getattr(k, "name", k)) for k in path]
-        if not keys or keys[-1] != "kernel" or np.ndim(leaf) < 3:
+    for path, leaf in leaf_paths(params):
+        parent, _, name = path.rpartition("/")
+        if name != "kernel" or np.ndim(leaf) < 3:
             continue
         if all(k >= min_size for k in np.shape(leaf)[:-2]):
-            out["/".join(str(k) for k in keys[:-1])] = np.asarray(leaf)
+            out[parent] = np.asarray(leaf)
     return out
 
 

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 
 from compact_jax import arith
 from compact_jax.compress import CATEGORIES, NORM_TYPES, Counting, LayerPlan, Plan, build
+from compact_jax.pytree import leaf_paths
 
 __all__ = ["Counting", "CATEGORIES", "LayerCount", "Counts", "count_plan", "compact_macs", "layer_detail"]
 
@@ -47,8 +48,7 @@ class Counts:
 
 
 def _leaf_paths(tree: Any) -> list[tuple[tuple[str, ...], int]]:
-    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-    return [(tuple(k.key for k in path), math.prod(leaf.shape)) for path, leaf in leaves]
+    return [(tuple(path.split("/")), math.prod(leaf.shape)) for path, leaf in leaf_paths(tree)]
 
 
 def _longest_prefix(parts: tuple[str, ...], known: set[str]) -> str | None:
