@@ -46,16 +46,16 @@ with ``penalty()`` before pruning):
 >>> import jax
 >>> import jax.numpy as jnp
 >>> from compact_jax import fdc3d
->>> spec = fdc3d.FrequencySpec(features=64, in_features=64, kernel_size=(3, 3, 3))
+>>> spec = fdc3d.FrequencySpec(features=16, in_features=16, kernel_size=(3, 3, 3))
 >>> dense_kernel = jax.random.normal(jax.random.key(0), spec.kernel_shape)
 >>> params = fdc3d.fit(dense_kernel, spec)          # exact: G = S K
 >>> bool(jnp.allclose(fdc3d.build_kernel(params, spec), dense_kernel, atol=1e-5))
 True
 >>> params, spec = fdc3d.prune(params, spec, p_c=1/4, p_t=1/3)   # the paper's 2x setting
->>> params["coeffs"].shape, fdc3d.speedup(in_features=64, temporal_size=3, p_c=1/4, p_t=1/3)
-((2, 3, 3, 48, 64), 2.0)
->>> fdc3d.apply(params, jnp.ones((1, 8, 16, 16, 64)), spec).shape
-(1, 8, 16, 16, 64)
+>>> params["coeffs"].shape, fdc3d.speedup(in_features=16, temporal_size=3, p_c=1/4, p_t=1/3)
+((2, 3, 3, 12, 16), 2.0)
+>>> fdc3d.apply(params, jnp.ones((1, 4, 8, 8, 16)), spec).shape
+(1, 4, 8, 8, 16)
 """
 
 from __future__ import annotations
