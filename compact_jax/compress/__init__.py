@@ -105,17 +105,18 @@ __all__ = [
     "fold_modules",
     "fit_sliced_basis",
     "compress",
-    "CATEGORIES",
+    # named policies from the papers, with their counting conventions
+    "PRESETS",
+    "get_preset",
+    "Preset",
+    "ModelSetting",
+    "PaperFigure",
     "Counting",
+    "CATEGORIES",
     "ALL",
     "FILTER_BASIS",
     "PER_BLOCK",
     "CONV_WEIGHTS",
-    "PaperFigure",
-    "ModelSetting",
-    "Preset",
-    "PRESETS",
-    "get_preset",
 ]
 
 

@@ -53,19 +53,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from compact_jax import compress, models
-from compact_jax.compress import (
-    ALL,
-    CATEGORIES,
-    CONV_WEIGHTS,
-    FILTER_BASIS,
-    PER_BLOCK,
-    PRESETS,
-    Counting,
-    ModelSetting,
-    PaperFigure,
-    Preset,
-    get_preset,
-)
+# The presets and counting conventions live with compress; re-exported here.
+from compact_jax.compress import (ALL, CATEGORIES, CONV_WEIGHTS, FILTER_BASIS, PER_BLOCK, PRESETS, Counting,
+                                  ModelSetting, PaperFigure, Preset, get_preset)
 from compact_jax.report._count import Counts, LayerCount, compact_macs, count_plan
 from compact_jax.report._table import format_table
 
