@@ -49,8 +49,6 @@ __all__ = [
 #: Label -> ``FrequencySpec.transform`` of the three single-layer pruning methods.
 PRUNING_METHODS = {"min-l2": "none", "DCT": "dct", "learned": "learned_householder"}
 
-_CONV_KEYS = ("strides", "padding", "input_dilation", "kernel_dilation")
-
 
 def _kernel_dhwio(kernel: Any, where: str) -> jax.Array:
     kernel = jnp.asarray(kernel)
@@ -61,9 +59,9 @@ def _kernel_dhwio(kernel: Any, where: str) -> jax.Array:
 
 def _conv_kwargs(conv_kwargs: Mapping[str, Any] | None) -> dict:
     conv_kwargs = dict(conv_kwargs or {})
-    unknown = sorted(set(conv_kwargs) - set(_CONV_KEYS))
+    unknown = sorted(set(conv_kwargs) - set(fdc3d.CONV_KEYS))
     if unknown:
-        raise ValueError(f"conv_kwargs may hold {', '.join(_CONV_KEYS)}; got unknown keys {unknown}")
+        raise ValueError(f"conv_kwargs may hold {', '.join(fdc3d.CONV_KEYS)}; got unknown keys {unknown}")
     return conv_kwargs
 
 
