@@ -7,6 +7,10 @@ promotion and input checks live in exactly one place.
 Layouts are channels-last: inputs ``(*batch, *spatial, C_in)`` with zero or
 more batch dimensions, kernels ``(*spatial, C_in / groups, C_out)`` (HWIO,
 DHWIO, WIO), outputs ``(*batch, *spatial_out, C_out)``.
+
+>>> import jax.numpy as jnp
+>>> conv(jnp.ones((2, 32, 32, 3)), jnp.ones((5, 5, 3, 8)), padding="VALID").shape
+(2, 28, 28, 8)
 """
 
 from __future__ import annotations

@@ -35,6 +35,17 @@ i.e. the autodiff (``"sum"``) gradient divided by the multiplicity map.
 
 Beyond the paper: :func:`fit`, the closed-form least-squares map for a dense
 kernel (the mean of the kernel entries copied from each map element).
+
+Example (Table 1's grid for 64 filters of 3 x 3 x 64: one 8 x 8 x 64 map, 9x
+fewer weights):
+
+>>> import jax
+>>> from compact_jax import filtermap
+>>> spec = filtermap.FilterMapSpec(features=64, in_features=64, kernel_size=(3, 3))
+>>> spec.grid, filtermap.num_params(spec), spec.dense_num_params // filtermap.num_params(spec)
+((4, 4, 4), 4096, 9)
+>>> filtermap.build_kernel(filtermap.init(jax.random.key(0), spec), spec).shape
+(3, 3, 64, 64)
 """
 
 from __future__ import annotations

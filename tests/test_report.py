@@ -321,3 +321,8 @@ def test_report_errors_name_the_rule():
     with pytest.raises(TypeError, match="counting must be"):
         report.make_report(compress.resolve(Policy(), models.get_model("resnet20"), (1, 8, 8, 3)), counting="all")
     assert math.isclose(_report("resnet32", "approx-resnet32").fraction, 269_594 / 464_154)
+
+
+def test_format_table_rows_must_match_the_header():
+    with pytest.raises(ValueError, match="a row has 1 cells, the header 2"):
+        report.format_table(("a", "b"), [("x",)])

@@ -21,7 +21,7 @@ import optax
 from train import sharding
 from train.tasks import Task
 
-__all__ = ["NONFINITE", "init_state", "make_train_step", "make_eval_step", "count_params"]
+__all__ = ["NONFINITE", "init_state", "make_train_step", "make_eval_step"]
 
 #: Key of the evaluation sums counting examples with non-finite outputs.
 NONFINITE = "nonfinite_outputs"
@@ -50,11 +50,6 @@ def init_state(model: nn.Module, optimizer: optax.GradientTransformation, inputs
         }
 
     return jax.jit(init, out_shardings=sharding.replicated(mesh))(inputs)
-
-
-def count_params(params) -> int:
-    """Number of scalars in a parameter tree."""
-    return sum(int(p.size) for p in jax.tree.leaves(params))
 
 
 def _apply(model, state, params, inputs, *, train: bool, rng=None):

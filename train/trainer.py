@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from compact_jax import count_params
 from train import data, models, optim, paths, run_config, sharding, steps, tasks, validate_config
 from train.checkpoint import Checkpointer, export
 from train.errors import NonFiniteLossError
@@ -268,7 +269,7 @@ def _train(config, workdir: str | None, *, desc: str, model, task: tasks.Task | 
     return Result(
         state=state,
         metrics=results,
-        num_params=steps.count_params(state["params"]),
+        num_params=count_params(state["params"]),
         step_time=statistics.median(times[1:]) if len(times) > 1 else float("nan"),
         steps_run=len(times),
         resumed_from=start,

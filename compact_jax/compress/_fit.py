@@ -14,13 +14,13 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from compact_jax import basis, fdc3d
 from compact_jax.compress._plan import LayerPlan, Plan
+from compact_jax.pytree import copy_tree as _copy_tree, get_node as _node, set_node as _set
 
 __all__ = ["fit", "fit_sliced_basis"]
 
@@ -41,30 +41,6 @@ def _fit_one(module, kernel, spec):
 @functools.cache
 def _kernel_fn(module):
     return functools.partial(module.build_kernel, precision=_HIGHEST)
-
-
-def _copy_tree(params: Any) -> dict:
-    params = flax.core.unfreeze(params) if isinstance(params, flax.core.FrozenDict) else params
-    if not isinstance(params, Mapping):
-        raise TypeError(f"params must be a nested dict (a model's 'params' collection), got {type(params).__name__}")
-    return {k: _copy_tree(v) if isinstance(v, Mapping) else v for k, v in params.items()}
-
-
-def _node(tree: dict, path: str, where: str) -> dict:
-    node = tree
-    for part in path.split("/"):
-        if not isinstance(node, Mapping) or part not in node:
-            raise ValueError(f"{where}: params have no entry for layer {path!r} (missing {part!r})")
-        node = node[part]
-    return node
-
-
-def _set(tree: dict, path: str, value: dict) -> None:
-    *parents, last = path.split("/")
-    node = tree
-    for part in parents:
-        node = node[part]
-    node[last] = value
 
 
 def _expect_keys(node: Mapping, expected: set[str], path: str, where: str, hint: str) -> None:

@@ -32,6 +32,7 @@ import jax
 import numpy as np
 
 from compact_jax import basis, compress, filtermap, series
+from compact_jax.experiments._error import relative_error
 from compact_jax.experiments._frequency import (
     PRUNING_METHODS,
     fit_frequency_layer,
@@ -42,6 +43,7 @@ from compact_jax.experiments._frequency import (
     pruning_comparison,
     transform_kernel,
 )
+from compact_jax.pytree import leaf_paths
 from compact_jax.validate import check_int_tuple, check_positive_int
 
 __all__ = [
@@ -67,21 +69,6 @@ __all__ = [
 ]
 
 
-def relative_error(approx: Any, target: Any) -> float:
-    """``||approx - target||_F / ||target||_F`` in float64.
-
-    Raises:
-      ValueError: different shapes, or an all-zero ``target``.
-    """
-    approx, target = np.asarray(approx, np.float64), np.asarray(target, np.float64)
-    if approx.shape != target.shape:
-        raise ValueError(f"relative_error: approx shape {approx.shape} differs from target shape {target.shape}")
-    norm = np.linalg.norm(target)
-    if norm == 0:
-        raise ValueError("relative_error: target is all zeros; the relative error is undefined")
-    return float(np.linalg.norm(approx - target) / norm)
-
-
 def _kernel_hwio(kernel: Any, where: str) -> np.ndarray:
     kernel = np.asarray(kernel)
     if kernel.ndim != 4:
@@ -104,12 +91,12 @@ def conv_kernels(params: Any, *, min_size: int = 2) -> dict[str, np.ndarray]:
     """
     min_size = check_positive_int("min_size", min_size)
     out = {}
-    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-        keys = [getattr(k, "key", getattr(k, "name", k)) for k in path]
-        if not keys or keys[-1] != "kernel" or np.ndim(leaf) < 3:
+    for path, leaf in leaf_paths(params):
+        parent, _, name = path.rpartition("/")
+        if name != "kernel" or np.ndim(leaf) < 3:
             continue
         if all(k >= min_size for k in np.shape(leaf)[:-2]):
-            out["/".join(str(k) for k in keys[:-1])] = np.asarray(leaf)
+            out[parent] = np.asarray(leaf)
     return out
 
 

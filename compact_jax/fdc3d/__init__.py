@@ -34,14 +34,28 @@ Learning ``S``: the learned transforms are trained with the rest of the
 network (``penalty`` adds Eq. 9's regularisers to a loss), or, for a fixed
 pretrained kernel, by :func:`fit_transform` (Eq. 7 on one layer).
 
-Example::
+Algorithm 1 on a trained network (:mod:`compact_jax.fdc3d._network`):
+:func:`capture_layers` records each layer's inputs and outputs,
+:func:`fit_layer` fits Eq. (9) on them (:func:`fit_outputs`: Adam on the
+recorded data), :func:`fit_network` does both for every FDC3D layer of a
+:class:`compact_jax.compress.Plan` and :func:`prune_network` prunes them.
 
-    spec = FrequencySpec(features=64, in_features=64, kernel_size=(3, 3, 3))
-    params = fit(dense_kernel, spec)                   # exact: G = S K (S = DCT)
-    params = fit_transform(dense_kernel, spec)         # or: S learned by Eq. (7)
-    ...                                                # fine-tune with penalty()
-    params, spec = prune(params, spec, p_c=1/4, p_t=1/3)   # 2x fewer MACs
-    y = apply(params, x, spec)
+Example (``fit_transform`` would learn ``S`` by Eq. (7) instead; fine-tune
+with ``penalty()`` before pruning):
+
+>>> import jax
+>>> import jax.numpy as jnp
+>>> from compact_jax import fdc3d
+>>> spec = fdc3d.FrequencySpec(features=16, in_features=16, kernel_size=(3, 3, 3))
+>>> dense_kernel = jax.random.normal(jax.random.key(0), spec.kernel_shape)
+>>> params = fdc3d.fit(dense_kernel, spec)          # exact: G = S K
+>>> bool(jnp.allclose(fdc3d.build_kernel(params, spec), dense_kernel, atol=1e-5))
+True
+>>> params, spec = fdc3d.prune(params, spec, p_c=1/4, p_t=1/3)   # the paper's 2x setting
+>>> params["coeffs"].shape, fdc3d.speedup(in_features=16, temporal_size=3, p_c=1/4, p_t=1/3)
+((2, 3, 3, 12, 16), 2.0)
+>>> fdc3d.apply(params, jnp.ones((1, 4, 8, 8, 16)), spec).shape
+(1, 4, 8, 8, 16)
 """
 
 from __future__ import annotations
@@ -57,6 +71,15 @@ import numpy as np
 
 from compact_jax.fdc3d import _orthogonal as orth
 from compact_jax.fdc3d._conv import frequency_conv3d
+from compact_jax.fdc3d._network import (
+    CONV_KEYS,
+    FittedLayer,
+    capture_layers,
+    fit_layer,
+    fit_network,
+    fit_outputs,
+    prune_network,
+)
 from compact_jax.fdc3d._prune import (
     channel_sparsity,
     compression_rate,
@@ -104,6 +127,13 @@ __all__ = [
     "speedup",
     "compression_rate",
     "dct_matrix",
+    "CONV_KEYS",
+    "capture_layers",
+    "fit_outputs",
+    "fit_layer",
+    "FittedLayer",
+    "fit_network",
+    "prune_network",
 ]
 
 dct_matrix = orth.dct_matrix

@@ -18,51 +18,10 @@ import jax
 import jax.numpy as jnp
 
 from compact_jax import arith
-from compact_jax.compress import NORM_TYPES, LayerPlan, Plan, build
+from compact_jax.compress import CATEGORIES, NORM_TYPES, Counting, LayerPlan, Plan, build
+from compact_jax.pytree import leaf_paths
 
 __all__ = ["Counting", "CATEGORIES", "LayerCount", "Counts", "count_plan", "compact_macs", "layer_detail"]
-
-CATEGORIES = ("conv", "conv_bias", "norm", "classifier", "other")
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Counting:
-    """Which parameters a count includes (each paper counts differently).
-
-    Convolution weights (the dense kernels, or the compact parameters standing
-    for them, shared bases included) always count.
-
-    Attributes:
-      conv_bias: convolution biases (and a filter basis's basis bias).
-      norm: batch / layer norm scales and offsets.
-      classifier: the last fully connected layer (weights and bias).
-      other: everything else (PReLU slopes, layer scales, ConvNeXt's pointwise
-        linear layers, ...).
-      scope: a glob over module paths restricting the count (and the
-        multiply-adds), e.g. ``"block0/*"`` for one residual block; a shared
-        basis counts when any layer using it is in scope.
-    """
-
-    conv_bias: bool = True
-    norm: bool = True
-    classifier: bool = True
-    other: bool = True
-    scope: str = "*"
-
-    def includes(self, category: str) -> bool:
-        return category == "conv" or getattr(self, category)
-
-    def describe(self) -> str:
-        """E.g. ``"conv weights + classifier (no conv biases, no norm layers, no other)"``."""
-        names = {"conv_bias": "conv biases", "norm": "norm layers", "classifier": "classifier", "other": "other"}
-        kept = [names[c] for c in CATEGORIES[1:] if getattr(self, c)]
-        dropped = [names[c] for c in CATEGORIES[1:] if not getattr(self, c)]
-        text = " + ".join(["conv weights"] + kept)
-        if dropped:
-            text += " (no " + ", no ".join(dropped) + ")"
-        if self.scope != "*":
-            text += f", only {self.scope!r}"
-        return text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,8 +48,7 @@ class Counts:
 
 
 def _leaf_paths(tree: Any) -> list[tuple[tuple[str, ...], int]]:
-    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-    return [(tuple(k.key for k in path), math.prod(leaf.shape)) for path, leaf in leaves]
+    return [(tuple(path.split("/")), math.prod(leaf.shape)) for path, leaf in leaf_paths(tree)]
 
 
 def _longest_prefix(parts: tuple[str, ...], known: set[str]) -> str | None:

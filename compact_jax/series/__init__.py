@@ -56,12 +56,16 @@ Initialisation (``SeriesSpec.coeff_init``), Sec. 3.4 of the paper:
 The paper's ``C_m`` in ``N(0, 1/(C_m K^2))`` is read as the filter's input
 channels ``C_in/g``, ``K^2`` as ``Kh * Kw``.
 
-Example::
+Example (``N = 2`` cosine harmonics per axis: 4 coefficients stand for the 9 taps):
 
-    spec = SeriesSpec(features=64, in_features=64, kernel_size=(3, 3),
-                      family="cosine", harmonics=2)
-    params = init(jax.random.key(0), spec)            # {"coeffs": (2, 2, 64, 64)}
-    kernel_hwio = build_kernel(params, spec)           # (3, 3, 64, 64)
+>>> import jax
+>>> from compact_jax.series import SeriesSpec, build_kernel, init, num_params
+>>> spec = SeriesSpec(features=64, in_features=64, kernel_size=(3, 3), family="cosine", harmonics=2)
+>>> params = init(jax.random.key(0), spec)
+>>> params["coeffs"].shape, build_kernel(params, spec).shape
+((2, 2, 64, 64), (3, 3, 64, 64))
+>>> num_params(spec), spec.dense_num_params
+(16384, 36864)
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """DIV2K x4 super-resolution with Learning-Filter-Basis residual blocks: the filter-basis paper, Tables 1-3.
 
-Every residual-block conv gets a filter basis (``compact_jax.report`` presets
+Every residual-block conv gets a filter basis (``compact_jax.compress`` presets
 ``basis-edsr``, ``-edsr-s``, ``-edsr8-27``, ``-edsr8-40``, ``-srresnet-14``,
 ``-srresnet-32``, the paper's Table 9); head, tail and upsampler stay dense.
 
