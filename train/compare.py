@@ -17,7 +17,8 @@ from train.models import available_methods
 
 __all__ = ["MAIN_METHODS", "compare"]
 
-MAIN_METHODS = ("dense", "filtermap", "basis", "cos", "cheb")
+#: Methods with a ``digits_<method>`` config, in registry order (``dense`` first).
+MAIN_METHODS = tuple(m for m in available_methods() if f"digits_{m}" in config_lib.available_configs())
 HEADER = ("method", "params", "compression", "test acc %", "step ms")
 
 
@@ -27,9 +28,8 @@ def compare(
     """Trains each method's digits config and prints the comparison table.
 
     Args:
-      methods: methods to train (default: every one of :data:`MAIN_METHODS`
-        available in this installation); ``dense`` should come first, it is
-        the compression reference.
+      methods: methods to train (default: :data:`MAIN_METHODS`); ``dense``
+        should come first, it is the compression reference.
       workdir: if set, each run logs and checkpoints to ``workdir/digits_<method>``.
       overrides: ``key=value`` overrides applied to every config.
 
@@ -37,7 +37,7 @@ def compare(
       The table rows ``(method, params, compression, accuracy %, step ms)``.
     """
     if methods is None:
-        methods = [m for m in MAIN_METHODS if m in available_methods()]
+        methods = list(MAIN_METHODS)
     results = {}
     for method in methods:
         name = f"digits_{method}"
