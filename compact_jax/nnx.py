@@ -8,6 +8,8 @@ the Linen module's, so copying a Linen ``params`` dict into an NNX module (see
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,6 +40,22 @@ __all__ = [
 ]
 
 
+def _signature(cls: type, method: Method) -> inspect.Signature:
+    """``flax.nnx.Conv``'s signature plus the spec's fields (keyword-only, the spec's defaults)."""
+    params = [p for p in inspect.signature(CompactConv.__init__).parameters.values() if p.name != "self"]
+    kwargs = [p for p in params if p.kind is p.VAR_KEYWORD]
+    params = [p for p in params if p.kind is not p.VAR_KEYWORD]
+    if cls.__init__ is not CompactConv.__init__:  # a subclass's own keyword arguments (BasisConv's basis)
+        params += [p for p in inspect.signature(cls.__init__).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    taken = {p.name for p in params}
+    for field in method.module_fields:
+        if field.name not in taken:
+            default = None if field.default is dataclasses.MISSING else field.default
+            params.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                            annotation=field.type))
+    return inspect.Signature(params + kwargs)
+
+
 class CompactConv(nnx.Module):
     """Base class of the NNX compact convolutions (not used directly).
 
@@ -55,6 +73,7 @@ class CompactConv(nnx.Module):
             if not isinstance(method, Method):
                 raise TypeError(f"{cls.__name__}: method must be a compact_jax.protocol.Method, got {method!r}")
             cls.method = method
+            cls.__signature__ = _signature(cls, method)
         super().__init_subclass__(**kwargs)
 
     def __init__(
