@@ -22,9 +22,8 @@ from compact_jax import filtermap as _filtermap
 from compact_jax import series as _series
 from compact_jax import fdc3d as _fdc3d
 from compact_jax.arith import PaddingLike
-from compact_jax.layer import canonical_kernel_size, layer_apply
+from compact_jax.layer import canonical_kernel_size, layer_apply, method_class
 from compact_jax.protocol import ConvSpec, Method
-from compact_jax.registry import get_method
 
 __all__ = [
     "CompactConv",
@@ -243,14 +242,8 @@ class BasisConv(CompactConv, method=_basis.METHOD):
         super().__init__(*args, **kwargs)
 
     def make_spec(self, shape: dict, own: dict) -> _basis.BasisSpec:
-        num_basis, basis_in_features = own.get("num_basis"), None
-        if self.shared_basis is not None:
-            num_basis, basis_in_features = _basis.shared_basis_fields(
-                self.shared_basis.shape, num_basis=num_basis, kernel_size=shape["kernel_size"], where="BasisConv"
-            )
-        if num_basis is None:
-            raise ValueError("BasisConv: num_basis is required without a shared basis")
-        return self.method.spec(**shape, **{**own, "num_basis": num_basis}, basis_in_features=basis_in_features)
+        shared = None if self.shared_basis is None else self.shared_basis.shape
+        return _basis.layer_spec(shape, own, shared, where="BasisConv")
 
     def create_params(self, spec: _basis.BasisSpec, *, param_dtype: Any, rngs: nnx.Rngs) -> list[str]:
         names = ["coef"]
@@ -283,15 +276,4 @@ _GENERATED: dict[str, type] = {}
 def conv_class(method: str | Method) -> type:
     """The NNX module class of a registered method (name, alias or record); see
     :func:`compact_jax.linen.conv_class`."""
-    record = get_method(method)
-    named = _NAMED.get(record.name)
-    if named is not None and named.method is record:
-        return named
-    cls = _GENERATED.get(record.name)
-    if cls is None or cls.method is not record:
-        name = "".join(part.capitalize() for part in record.name.split("_")) + "Conv"
-        cls = type(name, (CompactConv,), {"__module__": __name__, "__qualname__": name,
-                                          "__doc__": f"NNX module of method {record.name!r}: {record.description}"},
-                   method=record)
-        _GENERATED[record.name] = cls
-    return cls
+    return method_class(method, base=CompactConv, named=_NAMED, generated=_GENERATED)
