@@ -13,9 +13,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from compact_jax.protocol import ConvSpec, check_kernel_shape
+from compact_jax.protocol import ConvSpec, Method, check_kernel_shape
 
-__all__ = ["DenseSpec", "init", "build_kernel", "num_params", "param_ratio", "fit"]
+__all__ = ["METHOD", "DenseSpec", "init", "build_kernel", "num_params", "param_ratio", "fit"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -51,3 +51,10 @@ def param_ratio(spec: DenseSpec) -> float:
 def fit(kernel: jax.Array, spec: DenseSpec) -> dict:
     check_kernel_shape(kernel, spec, where="dense.fit")
     return {"kernel": jnp.asarray(kernel)}
+
+
+#: The dense baseline's record (see :class:`compact_jax.protocol.Method`).
+METHOD = Method(
+    name="dense", spec_cls=DenseSpec, init=init, build_kernel=build_kernel, num_params=num_params, fit=fit,
+    description="an ordinary convolution (the baseline)",
+)

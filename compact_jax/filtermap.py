@@ -61,9 +61,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from compact_jax.validate import check_choice, check_int_tuple
-from compact_jax.protocol import ConvSpec, check_kernel_shape
+from compact_jax.protocol import ConvSpec, Method, check_kernel_shape
 
 __all__ = [
+    "METHOD",
     "DEFAULT_GRIDS",
     "FilterMapSpec",
     "init",
@@ -352,3 +353,14 @@ def fit(kernel: jax.Array, spec: FilterMapSpec) -> dict:
     sums = jnp.zeros((size,), kernel.dtype).at[_index_map(spec).reshape(-1)].add(kernel.reshape(-1))
     mean = sums * jnp.asarray(_inverse_multiplicity(spec), kernel.dtype)
     return {PARAM_NAME: mean.reshape(spec.map_shape)}
+
+
+def _describe(spec: FilterMapSpec) -> str:
+    return f"grid {'x'.join(map(str, spec.grid))}, map {'x'.join(map(str, spec.map_shape))}"
+
+
+#: 3D-FilterMap's record (see :class:`compact_jax.protocol.Method`).
+METHOD = Method(
+    name="filtermap", spec_cls=FilterMapSpec, init=init, build_kernel=build_kernel, num_params=num_params,
+    fit=fit, describe=_describe, description="3D-FilterMap: filters cut from overlapping windows of one 3-D map",
+)

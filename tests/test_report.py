@@ -131,7 +131,7 @@ def test_approxconv_resnet18_imagenet():
 def _series_rows(trace, config, groups, extra):
     """Parameters of a per-group CosConv policy from its plan: series coefficients + ``extra``."""
     plan = compress.resolve(Policy(rules=compress.per_group_rules("cosine", config, groups)), trace)
-    return sum(e.entry.module.num_params(e.spec) for e in plan.layers) + extra
+    return sum(e.record.num_params(e.spec) for e in plan.layers) + extra
 
 
 @pytest.mark.parametrize("config, params_m, percent", [

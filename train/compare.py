@@ -19,7 +19,8 @@ from train.preflight import preflight
 
 __all__ = ["MAIN_METHODS", "compare"]
 
-MAIN_METHODS = ("dense", "filtermap", "basis", "cos", "cheb")
+#: Methods with a ``digits_<method>`` config, in registry order (``dense`` first).
+MAIN_METHODS = tuple(m for m in available_methods() if f"digits_{m}" in config_lib.available_configs())
 HEADER = ("method", "params", "compression", "test acc %", "step ms")
 
 
@@ -29,9 +30,8 @@ def compare(
     """Trains each method's digits config and prints the comparison table.
 
     Args:
-      methods: methods to train (default: every one of :data:`MAIN_METHODS`
-        available in this installation); ``dense`` should come first, it is
-        the compression reference.
+      methods: methods to train (default: :data:`MAIN_METHODS`); ``dense``
+        should come first, it is the compression reference.
       workdir: if set, each run logs and checkpoints to ``workdir/digits_<method>``.
       overrides: ``key=value`` overrides applied to every config.
 
@@ -42,8 +42,8 @@ def compare(
       UserError: an unknown method or a bad config, found before anything trains.
     """
     if methods is None:
-        methods = [m for m in MAIN_METHODS if m in available_methods()]
-    valid = [m for m in MAIN_METHODS if m in available_methods()]
+        methods = list(MAIN_METHODS)
+    valid = list(MAIN_METHODS)
     for method in methods:  # every name and config is checked before the first run trains
         if method not in valid:
             raise UserError(f"unknown method {method!r} for the comparison; {_close(method, valid)}valid: {', '.join(valid)}")

@@ -130,18 +130,13 @@ def check_names(config: ml_collections.ConfigDict) -> None:
     from compact_jax import models
 
     from train import data
-    from train.models import CONV_METHODS, available_methods
+    from train.models import available_methods
 
     checks = (
         ("dataset", config.data.name, data.DATASETS),
         ("model", config.model.name, models.MODELS),
-        ("conv method", config.model.conv.method, tuple(CONV_METHODS)),
+        ("conv method", config.model.conv.method, available_methods()),
     )
     for what, value, valid in checks:
         if value not in valid:
             raise UserError(f"unknown {what} {value!r}; {_close(str(value), valid)}valid: {', '.join(valid)}")
-    if config.model.conv.method not in available_methods():
-        raise UserError(
-            f"conv method {config.model.conv.method!r} is not available in this compact_jax; "
-            f"available: {', '.join(available_methods())}"
-        )

@@ -6,7 +6,7 @@ The dense and compact forms of one network differ only in the factory::
       name: resnet20                  # compact_jax.models.get_model name
       kwargs: {stage_sizes: (1, 1, 1)}
       conv:
-        method: filtermap             # key of CONV_METHODS
+        method: filtermap             # a compact_jax.METHODS name or alias
         kwargs: {}                    # fields of the method's Linen module
         dense_1x1: True               # 1x1 convs stay dense (the papers' rule)
         dense_layers: ("stem_conv",)  # layer names kept dense
@@ -24,24 +24,15 @@ import flax.linen as nn
 
 from train.errors import UserError
 
-__all__ = ["CONV_METHODS", "available_methods", "conv_factory", "build_model"]
-
-# Method name -> class name in compact_jax.linen (present once a method lands).
-CONV_METHODS = {
-    "dense": "DenseConv",
-    "filtermap": "FilterMapConv",
-    "basis": "BasisConv",
-    "cos": "CosConv",
-    "cheb": "ChebConv",
-    "fdc3d": "FrequencyConv3D",
-}
+__all__ = ["available_methods", "conv_factory", "build_model"]
 
 
 def available_methods() -> tuple[str, ...]:
-    """Methods whose Linen module exists in this installation of ``compact_jax.linen``."""
-    from compact_jax import linen
+    """Names a config's ``model.conv.method`` accepts: every :data:`compact_jax.METHODS`
+    name followed by its aliases (``"cosine"``, ``"cos"``, ...)."""
+    from compact_jax import registry
 
-    return tuple(m for m, cls in CONV_METHODS.items() if hasattr(linen, cls))
+    return registry.method_names()
 
 
 def _close(word: str, choices: Sequence[str]) -> str:
@@ -55,7 +46,7 @@ def conv_factory(
     """A ``flax.linen.Conv``-compatible factory building ``method``'s layers.
 
     Args:
-      method: a key of :data:`CONV_METHODS`.
+      method: a :data:`compact_jax.METHODS` name or alias (``"cos"``, ``"cheb"``).
       dense_1x1: build 1x1 (1x1x1) convolutions densely.
       dense_layers: layer names (as given by the model) built densely.
       **kwargs: fields of the method's module, e.g. ``grid=(4, 4, 4)``.
@@ -63,16 +54,13 @@ def conv_factory(
     Returns:
       ``factory(features, kernel_size, **conv_kwargs) -> nn.Module``.
     """
-    from compact_jax import linen
+    from compact_jax import linen, registry
 
-    if method not in CONV_METHODS:
-        raise UserError(f"unknown conv method {method!r}; {_close(method, list(CONV_METHODS))}valid: {', '.join(CONV_METHODS)}")
-    if method not in available_methods():
-        raise UserError(
-            f"conv method {method!r} is not available (compact_jax.linen has no {CONV_METHODS[method]}); "
-            f"available: {', '.join(available_methods())}"
-        )
-    cls = getattr(linen, CONV_METHODS[method])
+    valid = available_methods()
+    if method not in valid:
+        raise UserError(f"unknown conv method {method!r}; {_close(method, valid)}valid: {', '.join(valid)}")
+    record = registry.get_method(method)
+    cls = linen.conv_class(record)
     fields = [f.name for f in dataclasses.fields(cls) if f.init and f.name not in ("parent", "name")]
     for key in kwargs:
         if key not in fields:
@@ -80,7 +68,7 @@ def conv_factory(
                             f"{_close(key, fields)}valid fields: {', '.join(fields)}")
     compact = functools.partial(cls, **kwargs)
     dense_layers = tuple(dense_layers)
-    if method == "dense" or (not dense_1x1 and not dense_layers):
+    if record.name == "dense" or (not dense_1x1 and not dense_layers):
         return compact
 
     def factory(features, kernel_size, **conv_kwargs):

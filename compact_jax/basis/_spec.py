@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from compact_jax.validate import check_choice, check_int_tuple, check_positive_int
-from compact_jax.protocol import ConvSpec
+from compact_jax.protocol import NOT_A_MODULE_FIELD, ConvSpec
 
 __all__ = [
     "BasisSpec",
@@ -85,7 +85,7 @@ class BasisSpec(ConvSpec):
     basis_bias: bool = False
     coef_kernel_size: int | tuple[int, int] = 1
     path: str = "auto"
-    basis_in_features: int | None = None
+    basis_in_features: int | None = dataclasses.field(default=None, metadata=NOT_A_MODULE_FIELD)
     basis_slice: str = "leading"
 
     def __post_init__(self) -> None:

@@ -31,7 +31,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from compact_jax import basis, compress, filtermap, series
+from compact_jax import basis, compress, filtermap, registry, series
 from compact_jax.experiments._error import relative_error
 from compact_jax.experiments._frequency import (
     PRUNING_METHODS,
@@ -295,10 +295,6 @@ def curves(records: Sequence[Mapping[str, Any]], *, x: str, y: str = "error",
     return out
 
 
-# Method names of the train package's configs that differ from compress.METHODS.
-_METHOD_ALIASES = {"cos": "cosine", "cheb": "chebyshev"}
-
-
 def policy_from_conv_config(
     method: str,
     *,
@@ -314,17 +310,16 @@ def policy_from_conv_config(
     dense, every other convolution gets ``method`` with ``options``.
 
     Args:
-      method: a :data:`compact_jax.compress.METHODS` name, or the configs'
-        short names ``"cos"`` / ``"cheb"``.
+      method: a :data:`compact_jax.METHODS` name or alias (the configs' ``"cos"`` / ``"cheb"``).
       options: the method's hyperparameters (``grid``, ``harmonics``, ...).
       dense_1x1: keep 1x1 (1x1x1) convolutions dense.
       dense_layers: layer paths kept dense.
       name: the policy's label in reports.
     """
-    method = _METHOD_ALIASES.get(method, method)
-    if method not in compress.METHODS:
-        valid = sorted(set(compress.METHODS) | set(_METHOD_ALIASES))
-        raise ValueError(f"policy_from_conv_config: unknown method {method!r}; valid: {', '.join(valid)}")
+    try:
+        method = registry.get_method(method).name
+    except ValueError as err:
+        raise ValueError(f"policy_from_conv_config: {err}") from None
     if isinstance(dense_layers, str):
         raise TypeError(f"dense_layers must be a sequence of layer paths, got the string {dense_layers!r}")
     rules = [compress.Rule(path=path, method="dense", optional=True) for path in dense_layers]

@@ -102,9 +102,10 @@ from compact_jax.fdc3d._spec import (
 from compact_jax.validate import check_choice, check_int
 from compact_jax.arith import PaddingLike
 from compact_jax.conv import check_conv_input, conv
-from compact_jax.protocol import check_kernel_shape
+from compact_jax.protocol import Method, check_kernel_shape
 
 __all__ = [
+    "METHOD",
     "TRANSFORMS",
     "TRANSFORM_INITS",
     "TRANSFORM_PARAM",
@@ -343,3 +344,30 @@ def fit_transform(
     start = _init_transform_params(spec, kernel.dtype)[name]
     learned = jax.lax.fori_loop(0, steps, step, start)
     return _fit_coeffs(kernel, spec, {name: learned})
+
+
+def _macs(spec: FrequencySpec, *, input_shape: Sequence[int], output_shape: Sequence[int]) -> int:
+    """The frequency path (projection onto the ``t'`` kept rows, then a 2-D conv over
+    ``c' t'`` maps) when rows are pruned, else the 3-D conv over the ``c'`` kept channels."""
+    from compact_jax import arith
+
+    out_spatial = tuple(output_shape[1:-1])
+    c_kept, t_kept, t = spec.num_channels, spec.num_rows, spec.temporal_size
+    if t_kept == t:
+        return arith.conv_macs(out_spatial, spec.kernel_size, in_channels=c_kept, out_channels=spec.features)
+    projection = out_spatial[0] * math.prod(input_shape[2:-1]) * c_kept * t_kept * t
+    conv2d = math.prod(out_spatial) * math.prod(spec.kernel_size[1:]) * c_kept * t_kept * spec.features
+    return projection + conv2d
+
+
+def _describe(spec: FrequencySpec) -> str:
+    return (f"t'={spec.num_rows}/{spec.temporal_size}, c'={spec.num_channels}/{spec.in_features}, "
+            f"{spec.transform}")
+
+
+#: FDC3D's record (see :class:`compact_jax.protocol.Method`).
+METHOD = Method(
+    name="fdc3d", spec_cls=FrequencySpec, init=init, build_kernel=build_kernel, num_params=num_params, fit=fit,
+    apply=apply, macs=_macs, describe=_describe, aliases=("temporal",), extras=("p_c", "p_t"),
+    description="FDC3D: 3-D convolutions stored as temporal-frequency coefficients",
+)

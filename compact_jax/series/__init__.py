@@ -86,9 +86,11 @@ from compact_jax.series._basis import chebyshev_t
 from compact_jax.series._fit import DEFAULT_SCHEDULE, adam_fit, check_schedule
 from compact_jax.series._parse import parse_harmonics
 from compact_jax.validate import check_choice, check_int_tuple
-from compact_jax.protocol import ConvSpec, check_kernel_shape
+from compact_jax.protocol import ConvSpec, Method, check_kernel_shape
 
 __all__ = [
+    "COSINE",
+    "CHEBYSHEV",
     "SeriesSpec",
     "init",
     "build_kernel",
@@ -388,3 +390,21 @@ def fit_gradient(
     ph, pw = (jnp.asarray(p, kernel.dtype) for p in basis_matrices(spec))
     coeffs, mse = adam_fit(kernel, coeffs, ph, pw, schedule=schedule)
     return {"coeffs": coeffs}, mse
+
+
+def _describe(spec: SeriesSpec) -> str:
+    nh, nw = spec.harmonics
+    return f"N={nh}" if nh == nw else f"N={nh}x{nw}"
+
+
+def _record(family: str, alias: str, description: str) -> Method:
+    return Method(
+        name=family, spec_cls=SeriesSpec, init=init, build_kernel=build_kernel, num_params=num_params, fit=fit,
+        describe=_describe, description=description, fixed={"family": family}, aliases=(alias,),
+    )
+
+
+#: ApproxConv CosConv's record (see :class:`compact_jax.protocol.Method`).
+COSINE = _record("cosine", "cos", "ApproxConv CosConv: filters are 2-D cosine series")
+#: ApproxConv ChebConv's record.
+CHEBYSHEV = _record("chebyshev", "cheb", "ApproxConv ChebConv: filters are 2-D Chebyshev series")

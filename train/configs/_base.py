@@ -34,7 +34,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.name = "resnet20"  # a compact_jax.models.get_model name
     c.model.kwargs = ml_collections.ConfigDict()  # the model's fields
     c.model.conv = ml_collections.ConfigDict()
-    c.model.conv.method = "dense"  # a train.models.CONV_METHODS key
+    c.model.conv.method = "dense"  # a compact_jax.METHODS name or alias
     c.model.conv.kwargs = ml_collections.ConfigDict()  # the method module's fields
     c.model.conv.dense_1x1 = True  # 1x1 convolutions stay dense
     c.model.conv.dense_layers = ()  # layer names kept dense, e.g. ("stem_conv",)
