@@ -17,7 +17,7 @@ def test_every_config_loads_and_names_its_run_command():
     for name in names:
         module = __import__(f"train.configs.{name}", fromlist=["get_config"])
         assert f"python -m train --config {name}" in module.__doc__
-    assert set(available_methods()) == {"dense", "filtermap", "basis", "cos", "cheb", "fdc3d"}
+    assert set(available_methods()) == {"dense", "filtermap", "basis", "cosine", "cos", "chebyshev", "cheb", "fdc3d", "temporal"}
     for method in ("dense", "filtermap", "basis", "cos", "cheb"):  # explicit: a missing config fails
         assert config_lib.load(f"digits_{method}").model.conv.method == method
 

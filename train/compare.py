@@ -12,8 +12,7 @@ from collections.abc import Sequence
 from compact_jax.bench.timing import print_table
 from train import config as config_lib
 from train import paths, trainer
-from train.config import _close
-from train.errors import RunStopped, UserError
+from train.errors import RunStopped, UserError, did_you_mean
 from train.models import available_methods
 from train.preflight import preflight
 
@@ -46,7 +45,7 @@ def compare(
     valid = list(MAIN_METHODS)
     for method in methods:  # every name and config is checked before the first run trains
         if method not in valid:
-            raise UserError(f"unknown method {method!r} for the comparison; {_close(method, valid)}valid: {', '.join(valid)}")
+            raise UserError(f"unknown method {method!r} for the comparison; {did_you_mean(method, valid)}valid: {', '.join(valid)}")
     configs = {}
     for method in methods:
         name = f"digits_{method}"

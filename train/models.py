@@ -15,14 +15,13 @@ The dense and compact forms of one network differ only in the factory::
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
 
-from train.errors import UserError
+from train.errors import UserError, did_you_mean
 
 __all__ = ["available_methods", "conv_factory", "build_model"]
 
@@ -34,10 +33,6 @@ def available_methods() -> tuple[str, ...]:
 
     return registry.method_names()
 
-
-def _close(word: str, choices: Sequence[str]) -> str:
-    near = difflib.get_close_matches(word, list(choices), n=3)
-    return f"did you mean {' or '.join(map(repr, near))}? " if near else ""
 
 
 def conv_factory(
@@ -58,14 +53,14 @@ def conv_factory(
 
     valid = available_methods()
     if method not in valid:
-        raise UserError(f"unknown conv method {method!r}; {_close(method, valid)}valid: {', '.join(valid)}")
+        raise UserError(f"unknown conv method {method!r}; {did_you_mean(method, valid)}valid: {', '.join(valid)}")
     record = registry.get_method(method)
     cls = linen.conv_class(record)
     fields = [f.name for f in dataclasses.fields(cls) if f.init and f.name not in ("parent", "name")]
     for key in kwargs:
         if key not in fields:
             raise UserError(f"model.conv.kwargs: conv method {method!r} ({cls.__name__}) has no field {key!r}; "
-                            f"{_close(key, fields)}valid fields: {', '.join(fields)}")
+                            f"{did_you_mean(key, fields)}valid fields: {', '.join(fields)}")
     compact = functools.partial(cls, **kwargs)
     dense_layers = tuple(dense_layers)
     if record.name == "dense" or (not dense_1x1 and not dense_layers):
@@ -104,7 +99,7 @@ def build_model(
     from compact_jax import models
 
     if cfg.name not in models.MODELS:
-        raise UserError(f"unknown model {cfg.name!r}; {_close(cfg.name, models.MODELS)}valid models: {', '.join(models.MODELS)}")
+        raise UserError(f"unknown model {cfg.name!r}; {did_you_mean(cfg.name, models.MODELS)}valid models: {', '.join(models.MODELS)}")
     conv_cfg = dict(cfg.conv)
     conv = conv_factory(conv_cfg.pop("method"), **conv_cfg.pop("kwargs", {}), **conv_cfg)
     kwargs = dict(cfg.get("kwargs", {}))
@@ -116,7 +111,7 @@ def build_model(
         if not bad:
             raise
         raise UserError(
-            f"model {cfg.name!r} has no field {bad[0]!r}; {_close(bad[0], fields)}valid fields: {', '.join(fields)}"
+            f"model {cfg.name!r} has no field {bad[0]!r}; {did_you_mean(bad[0], fields)}valid fields: {', '.join(fields)}"
         ) from error
     if num_classes is not None and hasattr(model, "num_classes"):
         model = model.clone(num_classes=num_classes)

@@ -76,13 +76,14 @@ def peer_failure(error: Exception) -> Exception:
     )
 
 
+_INITIALIZED_HERE = False
+
+
 def _distributed_is_initialized() -> bool:
     is_initialized = getattr(jax.distributed, "is_initialized", None)
     if is_initialized is not None:
         return bool(is_initialized())
-    from jax._src import distributed  # older jax: no public query
-
-    return distributed.global_state.client is not None
+    return _INITIALIZED_HERE  # older jax without a public query: what this module did
 
 
 def maybe_initialize_distributed(
@@ -132,4 +133,6 @@ def maybe_initialize_distributed(
         initialization_timeout=int(initialization_timeout),
         heartbeat_timeout_seconds=int(heartbeat_timeout),
     )
+    global _INITIALIZED_HERE
+    _INITIALIZED_HERE = True
     return True

@@ -76,7 +76,7 @@ def _rules() -> dict[str, tuple[Callable[[Any], bool], str]]:
     from compact_jax import compress
 
     from train import data, optim
-    from train.models import CONV_METHODS
+    from train.models import available_methods
     from train.pipelines import PIPELINES
     from train.pipelines.approx import FITS
     from train.pipelines.basis import INITS
@@ -92,7 +92,7 @@ def _rules() -> dict[str, tuple[Callable[[Any], bool], str]]:
         "data.eval_batch_size": _int(1),
         "data.num_threads": _int(0),
         "data.kwargs.image_size": _int(1),
-        "model.conv.method": _choice(tuple(CONV_METHODS)),
+        "model.conv.method": _choice(available_methods()),
         "model.conv.dense_1x1": _BOOL,
         "model.conv.dense_layers": _NAMES,
         "model.compress.method": _choice(("", *compress.METHODS)),
