@@ -49,7 +49,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from compact_jax.validate import check_choice, check_int_tuple
+from compact_jax.validate import check_choice, check_int_tuple, check_param_dict
 from compact_jax.protocol import ConvSpec, check_kernel_shape
 
 __all__ = [
@@ -290,9 +290,7 @@ def build_kernel(params: dict, spec: FilterMapSpec, *, precision: Any = None) ->
     """
     del precision
     _check_spec(spec, "filtermap.build_kernel")
-    if not isinstance(params, dict) or PARAM_NAME not in params:
-        keys = list(params) if isinstance(params, dict) else type(params).__name__
-        raise ValueError(f"filtermap.build_kernel: params must be {{{PARAM_NAME!r}: map}}, got {keys}")
+    check_param_dict(params, {PARAM_NAME: spec.map_shape}, where="filtermap.build_kernel")
     filtermap = _check_map(params[PARAM_NAME], spec, "filtermap.build_kernel")
     flat = filtermap.reshape(*filtermap.shape[:-3], -1)
     if spec.gradient == "mean":

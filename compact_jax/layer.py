@@ -59,7 +59,9 @@ def layer_apply(
       dtype: computation dtype; default promotes input and parameters.
       where: layer name for error messages.
     """
-    check_conv_input(x, num_spatial=spec.num_spatial, in_features=spec.in_features, where=where)
+    check_conv_input(
+        x, num_spatial=spec.num_spatial, in_features=spec.in_features, where=where, batched=True
+    )
     if dtype is None:
         dtype = jnp.result_type(x, *jax.tree_util.tree_leaves(params))
     x = jnp.asarray(x, dtype)

@@ -281,6 +281,7 @@ class BasisConv(CompactConv):
       path: ``"auto"``, ``"reconstruct"`` or ``"decomposed"``.
       basis: a :class:`SharedBasis` to use instead of an own basis.
       basis_slice: ``"leading"`` or ``"trailing"`` channels of a wider basis.
+      allow_larger: accept more weights than the dense conv (see the spec).
     """
 
     num_basis: int | None = None
@@ -290,6 +291,7 @@ class BasisConv(CompactConv):
     path: str = "auto"
     basis: SharedBasis | None = None
     basis_slice: str = "leading"
+    allow_larger: bool = False
 
     method = _basis
 
@@ -313,6 +315,7 @@ class BasisConv(CompactConv):
             path=self.path,
             basis_in_features=basis_in_features,
             basis_slice=self.basis_slice,
+            allow_larger=self.allow_larger,
         )
 
     def compact_params(self, spec: _basis.BasisSpec) -> dict:

@@ -8,7 +8,7 @@ the Linen module's, so copying a Linen ``params`` dict into an NNX module (see
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -23,6 +23,7 @@ from compact_jax import fdc3d as _fdc3d
 from compact_jax.arith import PaddingLike
 from compact_jax.layer import canonical_kernel_size, layer_apply
 from compact_jax.protocol import ConvSpec
+from compact_jax.validate import check_array
 
 __all__ = [
     "CompactConv",
@@ -133,20 +134,36 @@ class DenseConv(CompactConv):
 
 
 def load_linen_params(module: CompactConv, params: dict) -> None:
-    """Copies a Linen module's ``params`` collection into an NNX twin in place."""
+    """Copies a Linen module's ``params`` collection into an NNX twin in place.
+
+    Raises:
+      TypeError: ``params`` is not a dict, or a value is not an array.
+      ValueError: a parameter is missing (nothing is copied then), unknown,
+        or of the wrong shape.
+    """
+    expected = list(module.param_names) + (["bias"] if module.bias is not None else [])
+    if not isinstance(params, Mapping):
+        raise TypeError(f"load_linen_params: params must be a dict of arrays {expected}, got {type(params).__name__}")
+    missing = [name for name in expected if name not in params]
+    if missing:
+        raise ValueError(
+            f"load_linen_params: params lack {missing} for {type(module).__name__} (it needs "
+            f"{expected}), got {sorted(map(str, params))}; nothing was copied"
+        )
     for name, value in params.items():
         variable = getattr(module, name, None)
         if not isinstance(variable, nnx.Variable):
             raise ValueError(
-                f"load_linen_params: {type(module).__name__} has no parameter {name!r}; "
-                f"it has {list(module.param_names) + (['bias'] if module.bias is not None else [])}"
+                f"load_linen_params: {type(module).__name__} has no parameter {name!r}; it has {expected}"
             )
+        check_array(f"load_linen_params: params[{name!r}]", value)
         if tuple(variable[...].shape) != tuple(value.shape):
             raise ValueError(
                 f"load_linen_params: parameter {name!r} has shape {tuple(variable[...].shape)}, "
                 f"got {tuple(value.shape)}"
             )
-        variable[...] = value
+    for name, value in params.items():
+        getattr(module, name)[...] = value
 
 
 # --- 3D-FilterMap -------------------------------------------------------------------------------
@@ -270,6 +287,7 @@ class BasisConv(CompactConv):
         path: str = "auto",
         basis: SharedBasis | None = None,
         basis_slice: str = "leading",
+        allow_larger: bool = False,
         feature_group_count: int = 1,
         rngs: nnx.Rngs,
         **conv_kwargs: Any,
@@ -293,6 +311,7 @@ class BasisConv(CompactConv):
             path=path,
             basis_in_features=basis_in_features,
             basis_slice=basis_slice,
+            allow_larger=allow_larger,
         )
         self.shared_basis = basis
         super().__init__(spec=spec, strides=strides, rngs=rngs, **conv_kwargs)

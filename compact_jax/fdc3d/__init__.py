@@ -74,6 +74,7 @@ from compact_jax.fdc3d._spec import (
     TRANSFORMS,
     FrequencySpec,
     check_params,
+    check_spec,
     initial_transform,
 )
 from compact_jax.validate import check_choice, check_int
@@ -123,6 +124,7 @@ def _init_transform_params(spec: FrequencySpec, dtype: Any) -> dict:
 
 def init(key: jax.Array, spec: FrequencySpec, *, dtype: Any = jnp.float32) -> dict:
     """Random coefficients (LeCun-normal scale of the dense kernel), ``beta = 1``, ``S`` at init."""
+    check_spec(spec, "temporal.init")
     fan_in = math.prod(spec.kernel_size) * spec.in_features
     coeffs = jax.random.normal(key, spec.coeffs_shape, dtype) / math.sqrt(fan_in)
     return {
@@ -239,6 +241,7 @@ def apply(
 
 def num_params(spec: FrequencySpec) -> int:
     """``t' k_h k_w c' N`` coefficients + ``c'`` betas + ``t^2`` for a learned ``S``."""
+    check_spec(spec, "temporal.num_params")
     transform = spec.temporal_size**2 if spec.transform in TRANSFORM_PARAM else 0
     return math.prod(spec.coeffs_shape) + spec.num_channels + transform
 
@@ -255,6 +258,7 @@ def fit(kernel: jax.Array, spec: FrequencySpec) -> dict:
     rows it is the orthogonal projection onto them (the best approximation in
     Frobenius norm for this ``S``); pruned channels are dropped.
     """
+    check_spec(spec, "temporal.fit")
     check_kernel_shape(kernel, spec, where="temporal.fit")
     kernel = jnp.asarray(kernel)
     return _fit_coeffs(kernel, spec, _init_transform_params(spec, kernel.dtype))
