@@ -93,7 +93,8 @@ class CompactConv(nn.Module):
     def __call__(self, inputs: Any) -> Any:
         """``(*batch, *spatial, C_in) -> (*batch, *spatial_out, features)``."""
         if not hasattr(inputs, "shape") or not inputs.shape:
-            raise TypeError(f"{self._where()}: input must be an array with a channel axis, got {inputs!r}")
+            got = f"a {type(inputs).__name__}" if not hasattr(inputs, "shape") else f"shape {inputs.shape}"
+            raise TypeError(f"{self._where()}: input must be an array with a channel axis, got {got}")
         spec = self.spec(int(inputs.shape[-1]))
         params = self.compact_params(spec)
         bias = (
