@@ -12,7 +12,7 @@ import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
+import jax.numpy as jnp
 
 __all__ = [
     "check_int",
@@ -122,7 +122,7 @@ def check_array(name: str, value: Any, *, floating: bool = False) -> Any:
             + (" (wrap it in jnp.asarray)" if isinstance(value, (list, tuple)) else "")
         )
     if floating:
-        if not np.issubdtype(np.dtype(value.dtype), np.inexact):
+        if not jnp.issubdtype(value.dtype, jnp.floating):
             raise TypeError(f"{name} must have a floating-point dtype, got {value.dtype}")
     return value
 
