@@ -77,7 +77,7 @@ from compact_jax.fdc3d._spec import (
     check_spec,
     initial_transform,
 )
-from compact_jax.validate import check_choice, check_int
+from compact_jax.validate import check_choice, check_int, check_param_dict
 from compact_jax.arith import PaddingLike
 from compact_jax.conv import check_conv_input, conv
 from compact_jax.protocol import check_kernel_shape
@@ -141,6 +141,17 @@ def transform_matrix(
 
     ``dtype`` (of a fixed ``S``) defaults to that of ``params["coeffs"]``.
     """
+    where = "temporal.transform_matrix"
+    check_spec(spec, where)
+    needed = [TRANSFORM_PARAM[spec.transform]] if spec.transform in TRANSFORM_PARAM else []
+    needed += ["coeffs"] if dtype is None else []
+    check_param_dict(params, {}, where=where, extra=True)
+    missing = [name for name in needed if name not in params]
+    if missing:
+        raise ValueError(
+            f"{where}: params lack {missing} (transform={spec.transform!r}"
+            + (", and dtype=None reads params['coeffs']" if dtype is None else "") + f"), got {sorted(map(str, params))}"
+        )
     dtype = params["coeffs"].dtype if dtype is None else dtype
     base = initial_transform(spec)
     if spec.transform == "learned_householder":
