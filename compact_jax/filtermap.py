@@ -101,6 +101,9 @@ class FilterMapSpec(ConvSpec):
         module docstring for the exact rules.
       gradient: ``"mean"`` (paper's Eq. 1: average over the copies) or
         ``"sum"`` (plain autodiff, what the authors' code trains with).
+      allow_larger: accept a map with more elements than the dense kernel it
+        replaces (e.g. large ``map_strides``, or a 1x1 kernel with the default
+        strides). False by default: such a map is usually a mistake.
 
     After construction ``grid`` and ``map_strides`` hold the resolved tuples.
     With groups, one map generates all ``features`` filters, each of
@@ -111,6 +114,7 @@ class FilterMapSpec(ConvSpec):
     map_strides: tuple[int, int, int] | None = None
     wrap: str = "modular"
     gradient: str = "mean"
+    allow_larger: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -151,6 +155,14 @@ class FilterMapSpec(ConvSpec):
         strides = check_int_tuple(f"{name}.map_strides", strides, ndim=3, minimum=1, broadcast=False)
         object.__setattr__(self, "grid", grid)
         object.__setattr__(self, "map_strides", strides)
+        if not isinstance(self.allow_larger, bool):
+            raise TypeError(f"{name}.allow_larger must be a bool, got {self.allow_larger!r}")
+        if math.prod(self.map_shape) > self.dense_num_params and not self.allow_larger:
+            raise ValueError(
+                f"{name}: the map {self.map_shape} (grid={grid}, map_strides={strides}) has "
+                f"{math.prod(self.map_shape)} elements, more than the {self.dense_num_params} weights of "
+                f"the dense kernel {self.kernel_shape}; use smaller map_strides or pass allow_larger=True"
+            )
 
     @property
     def map_shape(self) -> tuple[int, int, int]:

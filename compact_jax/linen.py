@@ -151,12 +151,14 @@ class FilterMapConv(CompactConv):
       map_strides: ``(x, y, z)``; None: ``(2, 2, C/K3)``.
       wrap: ``"modular"`` (paper) or ``"to_one"`` (authors' code).
       gradient: ``"mean"`` (paper's Eq. 1) or ``"sum"`` (plain autodiff).
+      allow_larger: accept a map larger than the dense kernel (see the spec).
     """
 
     grid: tuple[int, int, int] | None = None
     map_strides: tuple[int, int, int] | None = None
     wrap: str = "modular"
     gradient: str = "mean"
+    allow_larger: bool = False
 
     method = _filtermap
 
@@ -167,6 +169,7 @@ class FilterMapConv(CompactConv):
             map_strides=self.map_strides,
             wrap=self.wrap,
             gradient=self.gradient,
+            allow_larger=self.allow_larger,
         )
 
 

@@ -184,6 +184,7 @@ class FilterMapConv(CompactConv):
         map_strides: tuple[int, int, int] | None = None,
         wrap: str = "modular",
         gradient: str = "mean",
+        allow_larger: bool = False,
         feature_group_count: int = 1,
         rngs: nnx.Rngs,
         **conv_kwargs: Any,
@@ -194,6 +195,7 @@ class FilterMapConv(CompactConv):
             map_strides=map_strides,
             wrap=wrap,
             gradient=gradient,
+            allow_larger=allow_larger,
         )
         super().__init__(spec=spec, strides=strides, rngs=rngs, **conv_kwargs)
 

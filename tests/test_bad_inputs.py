@@ -145,6 +145,11 @@ CASES = [
      ValueError, ["(2, 2, 2)", "features=4"]),
     ("FilterMapSpec wrap", lambda: FilterMapSpec(features=4, in_features=2, kernel_size=(3, 3), grid=(2, 2, 1),
                                                   wrap="around"), ValueError, ["'around'"]),
+    ("FilterMapSpec larger than dense", lambda: FilterMapSpec(features=4, in_features=2, kernel_size=(3, 3),
+                                                              grid=(2, 2, 1), map_strides=(5, 5, 2)),
+     ValueError, ["(10, 10, 2)", "map_strides=(5, 5, 2)", "allow_larger"]),
+    ("linen FilterMapConv larger than dense", lambda: _linen_init(cl.FilterMapConv(4, (1, 1), grid=(2, 2, 1)), X2),
+     ValueError, ["(4, 4, 2)", "allow_larger"]),
     ("filtermap.fit list", lambda: filtermap.fit(K2.tolist(), FS), TypeError, ["list"]),
     # --- Learning Filter Basis
     ("basis.build_kernel missing coef", lambda: basis.build_kernel({"basis": _f32(BS.basis_shape)}, BS),
