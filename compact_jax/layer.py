@@ -51,7 +51,8 @@ def layer_apply(
     Args:
       method: a method module (see :mod:`compact_jax.protocol`).
       params: the method's compact parameters.
-      x: ``(*batch, *spatial, spec.in_features)``.
+      x: ``(*batch, *spatial, spec.in_features)`` with at least one batch dim
+        (an unbatched input is refused: its rank is ambiguous).
       spec: the method's spec.
       bias: optional ``(spec.features,)``.
       strides, padding, input_dilation, kernel_dilation, precision: as in
