@@ -74,7 +74,8 @@ def layer_apply(
     Args:
       method: a method record or module (see :mod:`compact_jax.protocol`).
       params: the method's compact parameters.
-      x: ``(*batch, *spatial, spec.in_features)``.
+      x: ``(*batch, *spatial, spec.in_features)`` with at least one batch dim
+        (an unbatched input is refused: its rank is ambiguous).
       spec: the method's spec.
       bias: optional ``(spec.features,)``.
       strides, padding, input_dilation, kernel_dilation, precision: as in
@@ -82,7 +83,9 @@ def layer_apply(
       dtype: computation dtype; default promotes input and parameters.
       where: layer name for error messages.
     """
-    check_conv_input(x, num_spatial=spec.num_spatial, in_features=spec.in_features, where=where)
+    check_conv_input(
+        x, num_spatial=spec.num_spatial, in_features=spec.in_features, where=where, batched=True
+    )
     if dtype is None:
         dtype = jnp.result_type(x, *jax.tree_util.tree_leaves(params))
     x = jnp.asarray(x, dtype)

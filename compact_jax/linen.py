@@ -116,7 +116,8 @@ class CompactConv(ConvFields):
     def __call__(self, inputs: Any) -> Any:
         """``(*batch, *spatial, C_in) -> (*batch, *spatial_out, features)``."""
         if not hasattr(inputs, "shape") or not inputs.shape:
-            raise TypeError(f"{self._where()}: input must be an array with a channel axis, got {inputs!r}")
+            got = f"a {type(inputs).__name__}" if not hasattr(inputs, "shape") else f"shape {inputs.shape}"
+            raise TypeError(f"{self._where()}: input must be an array with a channel axis, got {got}")
         spec = self.spec(int(inputs.shape[-1]))
         params = self.compact_params(spec)
         bias = (
@@ -201,6 +202,7 @@ class FilterMapConv(CompactConv, method=_filtermap.METHOD):
       map_strides: ``(x, y, z)``; None: ``(2, 2, C/K3)``.
       wrap: ``"modular"`` (paper) or ``"to_one"`` (authors' code).
       gradient: ``"mean"`` (paper's Eq. 1) or ``"sum"`` (plain autodiff).
+      allow_larger: accept a map larger than the dense kernel (see the spec).
     """
 
 
@@ -295,6 +297,7 @@ class BasisConv(CompactConv, method=_basis.METHOD):
       path: ``"auto"``, ``"reconstruct"`` or ``"decomposed"``.
       basis: a :class:`SharedBasis` to use instead of an own basis.
       basis_slice: ``"leading"`` or ``"trailing"`` channels of a wider basis.
+      allow_larger: accept more weights than the dense conv (see the spec).
     """
 
     basis: SharedBasis | None = None

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import ModuleType
 from typing import Any
 
 import jax.numpy as jnp
@@ -24,6 +25,7 @@ from compact_jax import fdc3d as _fdc3d
 from compact_jax.arith import PaddingLike
 from compact_jax.layer import canonical_kernel_size, layer_apply, method_class
 from compact_jax.protocol import ConvSpec, Method
+from compact_jax.validate import check_array
 
 __all__ = [
     "CompactConv",
@@ -173,20 +175,36 @@ class DenseConv(CompactConv, method=dense.METHOD):
 
 
 def load_linen_params(module: CompactConv, params: dict) -> None:
-    """Copies a Linen module's ``params`` collection into an NNX twin in place."""
+    """Copies a Linen module's ``params`` collection into an NNX twin in place.
+
+    Raises:
+      TypeError: ``params`` is not a dict, or a value is not an array.
+      ValueError: a parameter is missing (nothing is copied then), unknown,
+        or of the wrong shape.
+    """
+    expected = list(module.param_names) + (["bias"] if module.bias is not None else [])
+    if not isinstance(params, Mapping):
+        raise TypeError(f"load_linen_params: params must be a dict of arrays {expected}, got {type(params).__name__}")
+    missing = [name for name in expected if name not in params]
+    if missing:
+        raise ValueError(
+            f"load_linen_params: params lack {missing} for {type(module).__name__} (it needs "
+            f"{expected}), got {sorted(map(str, params))}; nothing was copied"
+        )
     for name, value in params.items():
         variable = getattr(module, name, None)
         if not isinstance(variable, nnx.Variable):
             raise ValueError(
-                f"load_linen_params: {type(module).__name__} has no parameter {name!r}; "
-                f"it has {list(module.param_names) + (['bias'] if module.bias is not None else [])}"
+                f"load_linen_params: {type(module).__name__} has no parameter {name!r}; it has {expected}"
             )
+        check_array(f"load_linen_params: params[{name!r}]", value)
         if tuple(variable[...].shape) != tuple(value.shape):
             raise ValueError(
                 f"load_linen_params: parameter {name!r} has shape {tuple(variable[...].shape)}, "
                 f"got {tuple(value.shape)}"
             )
-        variable[...] = value
+    for name, value in params.items():
+        getattr(module, name)[...] = value
 
 
 # --- 3D-FilterMap -------------------------------------------------------------------------------

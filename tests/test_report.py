@@ -252,7 +252,7 @@ def test_basis_decomposed_macs():
     entry = compress.resolve(policy, model, (1, 8, 8, 3)).layer("conv1")
     # basis conv on 2 splits of 8 channels (4 filters), then 1x1: 2*4 -> 16
     assert report.compact_macs(entry) == 64 * (2 * 4 * 8 * 9 + 16 * 2 * 4) < entry.layer.dense_macs
-    wide = compress.resolve(Policy(rules=[Rule(path="conv1", method="basis", options={"num_basis": 100})]),
+    wide = compress.resolve(Policy(rules=[Rule(path="conv1", method="basis", options={"num_basis": 100, "allow_larger": True})]),
                             model, (1, 8, 8, 3)).layer("conv1")
     assert report.compact_macs(wide) == wide.layer.dense_macs  # the dense path is cheaper
 

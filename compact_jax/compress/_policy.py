@@ -208,6 +208,10 @@ def expand_runs(config: str | Sequence[int]) -> tuple[int, ...]:
     """Run-length values in the papers' notation: ``"7x3,6x2"`` -> ``(7, 7, 7, 6, 6)``.
 
     Plain numbers stand for one value each: ``"6,3,3,3,2"`` -> ``(6, 3, 3, 3, 2)``.
+
+    Raises:
+      ValueError: an unparsable entry, a value or repeat count below 1
+        (``"0,3"``, ``"7x0"``), or an empty config.
     """
     if isinstance(config, str):
         values: list[int] = []
@@ -215,7 +219,13 @@ def expand_runs(config: str | Sequence[int]) -> tuple[int, ...]:
             match = re.fullmatch(r"(\d+)(?:[x\u00d7*](\d+))?", token)
             if not match:
                 raise ValueError(f"expected values such as '6,3,3' or runs such as '7x3,6x2', got {config!r}")
-            values += [int(match.group(1))] * int(match.group(2) or 1)
+            value, repeat = int(match.group(1)), int(match.group(2) or 1)
+            if value < 1 or repeat < 1:
+                what = f"value {value}" if value < 1 else f"repeat count {repeat}"
+                raise ValueError(f"config {config!r}: entry {token!r} has {what}; values and repeat counts must be >= 1")
+            values += [value] * repeat
+        if not values:
+            raise ValueError(f"config {config!r} is empty; expected values such as '6,3,3' or runs such as '7x3'")
         return tuple(values)
     return tuple(check_positive_int(f"config[{i}]", v) for i, v in enumerate(config))
 

@@ -147,15 +147,19 @@ def _filtermap() -> Preset:
 def _basis_presets() -> list[Preset]:
     vgg = Policy(name="basis-vgg16", rules=[
         Rule(path="conv[0-2]", method="dense"),  # "the first three convolutional layers are not compressed"
-        Rule(kernel="3x3", method="basis", options={"num_basis": 128, "split_size": 128}),
+        # conv3 (128 -> 128) alone is larger than dense with m = 128: the paper's own setting.
+        Rule(kernel="3x3", method="basis", options={"num_basis": 128, "split_size": 128, "allow_larger": True}),
     ])
     densenet = Policy(name="basis-densenet40", rules=[
-        Rule(path="block*/layer*/conv", method="basis", options={"num_basis": 36, "coef_kernel_size": 3},
-             share="network"),
+        # One shared basis: each 12-filter layer alone (its 3x3 coefficients) is larger than dense.
+        Rule(path="block*/layer*/conv", method="basis",
+             options={"num_basis": 36, "coef_kernel_size": 3, "allow_larger": True}, share="network"),
         Rule(path="transition*/conv", method="basis", options={"num_basis": _transition_rank}),
     ])
     resnet56 = Policy(name="basis-resnet56", rules=[
-        Rule(kernel="3x3", in_features=c, method="basis", options={"num_basis": m}, share="c{in_features}")
+        # Shared per width: a 16-channel layer counted with its own basis is larger than dense.
+        Rule(kernel="3x3", in_features=c, method="basis", options={"num_basis": m, "allow_larger": True},
+             share="c{in_features}")
         for c, m in ((16, 24), (32, 48), (64, 84))
     ])
     out = [

@@ -207,7 +207,9 @@ def basis_sweep(kernel: Any, num_bases: Iterable[int], *, splits: int = 1) -> li
     dense = math.prod(kernel.shape)
     records = []
     for m in num_bases:
-        spec = basis.BasisSpec(features=c_out, in_features=c_in, kernel_size=(kh, kw), num_basis=m, splits=splits)
+        # A sweep may go past the dense size (param_fraction > 1) on purpose.
+        spec = basis.BasisSpec(features=c_out, in_features=c_in, kernel_size=(kh, kw), num_basis=m, splits=splits,
+                               allow_larger=True)
         approx = _closed_form(basis, kernel, spec)
         records.append(dict(num_basis=m, num_params=basis.num_params(spec),
                             param_fraction=basis.num_params(spec) / dense, error=relative_error(approx, kernel)))

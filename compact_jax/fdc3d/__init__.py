@@ -97,9 +97,10 @@ from compact_jax.fdc3d._spec import (
     TRANSFORMS,
     FrequencySpec,
     check_params,
+    check_spec,
     initial_transform,
 )
-from compact_jax.validate import check_choice, check_int
+from compact_jax.validate import check_choice, check_int, check_param_dict
 from compact_jax.arith import PaddingLike
 from compact_jax.conv import check_conv_input, conv
 from compact_jax.protocol import Method, check_kernel_shape
@@ -154,6 +155,7 @@ def _init_transform_params(spec: FrequencySpec, dtype: Any) -> dict:
 
 def init(key: jax.Array, spec: FrequencySpec, *, dtype: Any = jnp.float32) -> dict:
     """Random coefficients (LeCun-normal scale of the dense kernel), ``beta = 1``, ``S`` at init."""
+    check_spec(spec, "temporal.init")
     fan_in = math.prod(spec.kernel_size) * spec.in_features
     coeffs = jax.random.normal(key, spec.coeffs_shape, dtype) / math.sqrt(fan_in)
     return {
@@ -170,6 +172,17 @@ def transform_matrix(
 
     ``dtype`` (of a fixed ``S``) defaults to that of ``params["coeffs"]``.
     """
+    where = "temporal.transform_matrix"
+    check_spec(spec, where)
+    needed = [TRANSFORM_PARAM[spec.transform]] if spec.transform in TRANSFORM_PARAM else []
+    needed += ["coeffs"] if dtype is None else []
+    check_param_dict(params, {}, where=where, extra=True)
+    missing = [name for name in needed if name not in params]
+    if missing:
+        raise ValueError(
+            f"{where}: params lack {missing} (transform={spec.transform!r}"
+            + (", and dtype=None reads params['coeffs']" if dtype is None else "") + f"), got {sorted(map(str, params))}"
+        )
     dtype = params["coeffs"].dtype if dtype is None else dtype
     base = initial_transform(spec)
     if spec.transform == "learned_householder":
@@ -270,6 +283,7 @@ def apply(
 
 def num_params(spec: FrequencySpec) -> int:
     """``t' k_h k_w c' N`` coefficients + ``c'`` betas + ``t^2`` for a learned ``S``."""
+    check_spec(spec, "temporal.num_params")
     transform = spec.temporal_size**2 if spec.transform in TRANSFORM_PARAM else 0
     return math.prod(spec.coeffs_shape) + spec.num_channels + transform
 
@@ -286,6 +300,7 @@ def fit(kernel: jax.Array, spec: FrequencySpec) -> dict:
     rows it is the orthogonal projection onto them (the best approximation in
     Frobenius norm for this ``S``); pruned channels are dropped.
     """
+    check_spec(spec, "temporal.fit")
     check_kernel_shape(kernel, spec, where="temporal.fit")
     kernel = jnp.asarray(kernel)
     return _fit_coeffs(kernel, spec, _init_transform_params(spec, kernel.dtype))

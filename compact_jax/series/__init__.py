@@ -85,7 +85,7 @@ from compact_jax.series import _basis as basis
 from compact_jax.series._basis import chebyshev_t
 from compact_jax.series._fit import DEFAULT_SCHEDULE, adam_fit, check_schedule
 from compact_jax.series._parse import parse_harmonics
-from compact_jax.validate import check_choice, check_int_tuple
+from compact_jax.validate import check_array, check_choice, check_int_tuple, check_param_dict
 from compact_jax.protocol import ConvSpec, Method, check_kernel_shape
 
 __all__ = [
@@ -161,6 +161,7 @@ class SeriesSpec(ConvSpec):
         object.__setattr__(self, "harmonics", harmonics)
         object.__setattr__(self, "points", points)
         object.__setattr__(self, "interval", interval)
+        _check_conditioning(self)
 
     @property
     def coeff_shape(self) -> tuple[int, int, int, int]:
@@ -188,6 +189,25 @@ def _check_interval(name: str, interval: Any, family: str) -> tuple[float, float
             f"(distinct sample points, invertible basis)"
         )
     return (low, high)
+
+
+#: Largest condition number accepted for a per-axis basis matrix. float32 keeps
+#: about 7 significant digits; above 1e5 a fit keeps fewer than 2 (a
+#: near-zero-width interval makes every sample point the same).
+MAX_CONDITION = 1e5
+
+
+def _check_conditioning(spec: SeriesSpec) -> None:
+    for axis, (k, n) in enumerate(zip(spec.kernel_size, spec.harmonics)):
+        matrix = basis.basis_matrix(k, n, family=spec.family, points=spec.points, interval=spec.interval)
+        cond = float(np.linalg.cond(matrix))
+        if not cond <= MAX_CONDITION:
+            raise ValueError(
+                f"{type(spec).__name__}.interval {spec.interval!r} is too narrow for kernel size {k} "
+                f"with {n} harmonics (axis {axis}): the basis matrix has condition number {cond:.3g} "
+                f"> {MAX_CONDITION:g}, so the series cannot be fitted in float32; widen the interval "
+                f"(default {basis.DEFAULT_INTERVAL[spec.family]!r})"
+            )
 
 
 def basis_matrices(spec: SeriesSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -293,12 +313,8 @@ def build_kernel(params: dict, spec: SeriesSpec, *, precision: Any = None) -> ja
       (computed as ``kron(P_h, P_w) @ coeffs`` over flattened axes).
     """
     _check_spec(spec, "series.build_kernel")
+    check_param_dict(params, {"coeffs": spec.coeff_shape}, where="series.build_kernel")
     coeffs = params["coeffs"]
-    if tuple(coeffs.shape[-4:]) != spec.coeff_shape:
-        raise ValueError(
-            f"series.build_kernel: coeffs must have trailing shape {spec.coeff_shape} "
-            f"(N_h, N_w, C_in/groups, C_out), got {tuple(coeffs.shape)}"
-        )
     lead = coeffs.shape[:-4]
     flat = coeffs.reshape(*lead, spec.harmonics[0] * spec.harmonics[1], -1)
     basis_kron = jnp.asarray(_kron_basis(spec), coeffs.dtype)
@@ -381,6 +397,8 @@ def fit_gradient(
     if start is None:
         key = jax.random.key(0) if key is None else key
         start = start_params(kernel, spec, key=key)
+    check_param_dict(start, {"coeffs": spec.coeff_shape}, where="series.fit_gradient: start",
+                     batched=False)
     coeffs = jnp.asarray(start["coeffs"], kernel.dtype)
     if tuple(coeffs.shape) != spec.coeff_shape:
         raise ValueError(
