@@ -25,7 +25,7 @@ VOLUME = ("resnet3d_18", "resnet3d_34", "resnet3d_50", "resnet3d_101", "resunet3
 FACTORY_METHODS = {
     "dense": {},
     "filtermap": {"map_strides": (2, 2, 1)},
-    "basis": {"num_basis": 8},
+    "basis": {"num_basis": 8, "allow_larger": True},  # e.g. EDSR's 128 -> 3 output conv is narrower than m
     "cos": {"harmonics": 2},
     "cheb": {"harmonics": 2},
     "fdc3d": {},
