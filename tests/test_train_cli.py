@@ -183,6 +183,30 @@ def test_allowed_hyperparameter_change_is_logged_once_per_key(tmp_path, capsys):
         run_config.check_resume(config_lib.load("digits_dense", TINY), str(tmp_path))
 
 
+def test_a_multi_host_resume_on_another_port_is_the_same_run(tmp_path, capsys):
+    """A restarted multi-host job gets a new coordinator port and may get new timeouts."""
+    cluster = ["distributed=True", "cluster.coordinator_address='localhost:1234'", "cluster.num_processes=2",
+               "cluster.process_id=0"]
+    _fake_run(tmp_path, cluster)
+    moved = ["distributed=True", "cluster.coordinator_address='localhost:5678'", "cluster.num_processes=2",
+             "cluster.process_id=0", "cluster.heartbeat_timeout=30"]
+    run_config.check_resume(config_lib.load("digits_dense", TINY + moved), str(tmp_path))
+    assert capsys.readouterr().err == ""
+
+
+def test_the_dry_run_resume_check_does_not_start_the_backend(tmp_path):
+    """The command line checks a resume before ``jax.distributed.initialize``, which must come first."""
+    code = (
+        "from jax._src import xla_bridge\n"
+        "from train import config, run_config\n"
+        f"run_config.check_resume(config.load('digits_dense', {TINY + ['distributed=True']!r}), {str(tmp_path)!r}, dry_run=True)\n"
+        "assert not xla_bridge._backends, 'the backend was initialised'\n"
+    )
+    _fake_run(tmp_path, ["distributed=True"])
+    done = subprocess.run([sys.executable, "-c", code], env=_subprocess_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 def test_unknown_comparison_method_is_reported_before_the_dense_run(tmp_path, capsys, no_training):
     from train.compare import compare
 

@@ -46,13 +46,15 @@ def preflight(config, workdir: str | None) -> None:
     import jax
     import jax.numpy as jnp
 
-    from train import data, models, run_config, validate_config
+    from train import data, models, run_config, sharding, validate_config
 
     validate_config.validate(config)
     validate_config.check_workdir(workdir)
-    run_config.check_resume(config, workdir, dry_run=True)
-    if not config.get("distributed", False):  # multi-host: jax.distributed starts first, the trainer checks
-        validate_config.check_devices(config, jax.device_count())
+    run_config.check_resume(config, workdir, dry_run=True)  # dry run: does not touch the backend
+    # Multi-host: jax.distributed must start before anything below touches the backend
+    # (idempotent: the trainer's own call is then a no-op).
+    sharding.maybe_initialize_distributed(config.get("distributed", False), **dict(config.get("cluster", {})))
+    validate_config.check_devices(config, jax.device_count())
     with as_user_error(f"data {config.data.name!r}"):
         dataset = data.get_dataset(config.data.name, **config.data.get("kwargs", {}))
     shape = (1, *dataset.example()["inputs"].shape)

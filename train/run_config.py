@@ -10,7 +10,7 @@ compares the saved config with the new one before anything is built:
   is given; then each change is logged in one line on stderr and the run
   continues with the new values;
 * run-length and bookkeeping keys (:data:`FREE`: ``train.steps``, logging,
-  checkpoint cadence, progress bars, ...) may change freely; extending a
+  checkpoint cadence, progress bars, the multi-host ``cluster`` settings, ...) may change freely; extending a
   finished run is a resume with more ``train.steps``.
 """
 
@@ -35,6 +35,7 @@ STRUCTURAL = ("model", "data.name")
 FREE = (
     "name",
     "distributed",
+    "cluster",  # where the job runs (coordinator port, process ids, timeouts), not what it learns
     "debug_nan_at_step",
     "train.steps",
     "train.log_every",
@@ -144,8 +145,8 @@ def check_resume(config, workdir: str | None, *, dry_run: bool = False) -> None:
             more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
             raise UserError(f"cannot resume {workdir!r} with a changed config: {key}: {old!r} -> {new!r}{more}; "
                             "pass --allow-config-change (train.allow_config_change=True) to continue with the new values")
-        if jax.process_index() == 0 and not dry_run:
+        if not dry_run and jax.process_index() == 0:
             for key, old, new in found:
                 print(f"warning: resuming {workdir} with {key} changed: {old!r} -> {new!r}", file=sys.stderr)
-    if jax.process_index() == 0 and not dry_run:
+    if not dry_run and jax.process_index() == 0:  # dry_run: never touches the backend (before jax.distributed)
         save(config, workdir)
