@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import Mapping, Sequence
-from types import ModuleType
 from typing import Any
 
 import jax.numpy as jnp

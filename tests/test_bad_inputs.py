@@ -26,7 +26,7 @@ from compact_jax import linen as cl
 from compact_jax import models
 from compact_jax import nnx as cx
 from compact_jax.basis import BasisSpec
-from compact_jax.compress import Policy, Rule, expand_runs, per_group_rules
+from compact_jax.compress import Policy, expand_runs, per_group_rules
 from compact_jax.conv import conv
 from compact_jax.dense import DenseSpec
 from compact_jax.fdc3d import FrequencySpec

@@ -85,7 +85,7 @@ from compact_jax.series import _basis as basis
 from compact_jax.series._basis import chebyshev_t
 from compact_jax.series._fit import DEFAULT_SCHEDULE, adam_fit, check_schedule
 from compact_jax.series._parse import parse_harmonics
-from compact_jax.validate import check_array, check_choice, check_int_tuple, check_param_dict
+from compact_jax.validate import check_choice, check_int_tuple, check_param_dict
 from compact_jax.protocol import ConvSpec, Method, check_kernel_shape
 
 __all__ = [
