@@ -27,6 +27,7 @@ from compact_jax import (
     models,
     protocol,
     quant,
+    registry,
     report,
     series,
     temporal,
@@ -37,19 +38,11 @@ from compact_jax.dense import DenseSpec
 from compact_jax.filtermap import FilterMapSpec
 from compact_jax.protocol import ConvSpec, count_params
 from compact_jax.quant import Quantizer
+from compact_jax.registry import METHODS, get_method, register_method, unregister_method
 from compact_jax.series import SeriesSpec
 from compact_jax.fdc3d import FrequencySpec
 
 __version__ = "0.1.0"
-
-#: The method modules by name, each following :mod:`compact_jax.protocol`.
-METHODS = {
-    "dense": dense,
-    "filtermap": filtermap,
-    "basis": basis,
-    "series": series,
-    "temporal": temporal,
-}
 
 __all__ = [
     "METHODS",
@@ -65,6 +58,7 @@ __all__ = [
     "compress",
     "conv",
     "count_params",
+    "get_method",
     "dense",
     "fdc3d",
     "filtermap",
@@ -72,7 +66,10 @@ __all__ = [
     "models",
     "protocol",
     "quant",
+    "register_method",
+    "registry",
     "report",
     "series",
     "temporal",
+    "unregister_method",
 ]

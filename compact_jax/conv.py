@@ -7,6 +7,10 @@ promotion and input checks live in exactly one place.
 Layouts are channels-last: inputs ``(*batch, *spatial, C_in)`` with zero or
 more batch dimensions, kernels ``(*spatial, C_in / groups, C_out)`` (HWIO,
 DHWIO, WIO), outputs ``(*batch, *spatial_out, C_out)``.
+
+>>> import jax.numpy as jnp
+>>> conv(jnp.ones((2, 32, 32, 3)), jnp.ones((5, 5, 3, 8)), padding="VALID").shape
+(2, 28, 28, 8)
 """
 
 from __future__ import annotations
@@ -31,14 +35,38 @@ _LAYOUTS = {
 _IMPLS = ("auto", "xla", "frames")
 
 
-def check_conv_input(x: Any, *, num_spatial: int, in_features: int, where: str = "conv") -> None:
+def check_conv_input(
+    x: Any, *, num_spatial: int, in_features: int, where: str = "conv", batched: bool = False
+) -> None:
     """Raises a clear error unless ``x`` is ``(*batch, *spatial, in_features)``.
 
     Static (shape-only) check, safe under ``jit`` and ``vmap``.
+
+    Args:
+      x: the input.
+      num_spatial: spatial dims of the convolution (1, 2 or 3).
+      in_features: required channels (last axis).
+      where: name for error messages.
+      batched: require at least one batch dim (rank ``>= num_spatial + 2``).
+        Layers set it: an unbatched rank is ambiguous there, e.g. a 4-D
+        ``(N, H, W, C)`` batch given to a 3-D layer would be read as one
+        ``(T, H, W, C)`` clip, its batch axis as time.
     """
     shape = getattr(x, "shape", None)
     if shape is None:
-        raise TypeError(f"{where}: input must be an array, got {type(x).__name__}")
+        raise TypeError(
+            f"{where}: input must be an array, got {type(x).__name__}"
+            + (" (wrap it in jnp.asarray)" if isinstance(x, (list, tuple)) else "")
+        )
+    if batched and len(shape) < num_spatial + 2:
+        names = {1: "W", 2: "H, W", 3: "T, H, W"}[num_spatial] if num_spatial in (1, 2, 3) else "..."
+        raise ValueError(
+            f"{where}: a {num_spatial}-D layer needs input of shape (*batch, {names}, C) with at "
+            f"least one batch dim, i.e. rank >= {num_spatial + 2}, got rank {len(shape)} with shape "
+            f"{tuple(shape)}" + (
+                f" (an unbatched ({names}, C) input needs x[None])" if len(shape) == num_spatial + 1 else ""
+            )
+        )
     if len(shape) < num_spatial + 1:
         raise ValueError(
             f"{where}: input must have shape (*batch, {num_spatial} spatial dims, channels), i.e. "
@@ -49,7 +77,7 @@ def check_conv_input(x: Any, *, num_spatial: int, in_features: int, where: str =
             f"{where}: input has {shape[-1]} channels (last axis of shape {tuple(shape)}), "
             f"expected in_features={in_features}"
         )
-    if any(d == 0 for d in shape[-num_spatial - 1 : -1]):
+    if any(d <= 0 for d in shape[-num_spatial - 1 : -1]):
         raise ValueError(f"{where}: input has an empty spatial dimension: shape {tuple(shape)}")
 
 

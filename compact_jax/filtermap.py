@@ -35,6 +35,17 @@ i.e. the autodiff (``"sum"``) gradient divided by the multiplicity map.
 
 Beyond the paper: :func:`fit`, the closed-form least-squares map for a dense
 kernel (the mean of the kernel entries copied from each map element).
+
+Example (Table 1's grid for 64 filters of 3 x 3 x 64: one 8 x 8 x 64 map, 9x
+fewer weights):
+
+>>> import jax
+>>> from compact_jax import filtermap
+>>> spec = filtermap.FilterMapSpec(features=64, in_features=64, kernel_size=(3, 3))
+>>> spec.grid, filtermap.num_params(spec), spec.dense_num_params // filtermap.num_params(spec)
+((4, 4, 4), 4096, 9)
+>>> filtermap.build_kernel(filtermap.init(jax.random.key(0), spec), spec).shape
+(3, 3, 64, 64)
 """
 
 from __future__ import annotations
@@ -49,10 +60,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from compact_jax.validate import check_choice, check_int_tuple
-from compact_jax.protocol import ConvSpec, check_kernel_shape
+from compact_jax.validate import check_choice, check_int_tuple, check_param_dict
+from compact_jax.protocol import ConvSpec, Method, check_kernel_shape
 
 __all__ = [
+    "METHOD",
     "DEFAULT_GRIDS",
     "FilterMapSpec",
     "init",
@@ -101,6 +113,9 @@ class FilterMapSpec(ConvSpec):
         module docstring for the exact rules.
       gradient: ``"mean"`` (paper's Eq. 1: average over the copies) or
         ``"sum"`` (plain autodiff, what the authors' code trains with).
+      allow_larger: accept a map with more elements than the dense kernel it
+        replaces (e.g. large ``map_strides``, or a 1x1 kernel with the default
+        strides). False by default: such a map is usually a mistake.
 
     After construction ``grid`` and ``map_strides`` hold the resolved tuples.
     With groups, one map generates all ``features`` filters, each of
@@ -111,6 +126,7 @@ class FilterMapSpec(ConvSpec):
     map_strides: tuple[int, int, int] | None = None
     wrap: str = "modular"
     gradient: str = "mean"
+    allow_larger: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -151,6 +167,14 @@ class FilterMapSpec(ConvSpec):
         strides = check_int_tuple(f"{name}.map_strides", strides, ndim=3, minimum=1, broadcast=False)
         object.__setattr__(self, "grid", grid)
         object.__setattr__(self, "map_strides", strides)
+        if not isinstance(self.allow_larger, bool):
+            raise TypeError(f"{name}.allow_larger must be a bool, got {self.allow_larger!r}")
+        if math.prod(self.map_shape) > self.dense_num_params and not self.allow_larger:
+            raise ValueError(
+                f"{name}: the map {self.map_shape} (grid={grid}, map_strides={strides}) has "
+                f"{math.prod(self.map_shape)} elements, more than the {self.dense_num_params} weights of "
+                f"the dense kernel {self.kernel_shape}; use smaller map_strides or pass allow_larger=True"
+            )
 
     @property
     def map_shape(self) -> tuple[int, int, int]:
@@ -290,9 +314,7 @@ def build_kernel(params: dict, spec: FilterMapSpec, *, precision: Any = None) ->
     """
     del precision
     _check_spec(spec, "filtermap.build_kernel")
-    if not isinstance(params, dict) or PARAM_NAME not in params:
-        keys = list(params) if isinstance(params, dict) else type(params).__name__
-        raise ValueError(f"filtermap.build_kernel: params must be {{{PARAM_NAME!r}: map}}, got {keys}")
+    check_param_dict(params, {PARAM_NAME: spec.map_shape}, where="filtermap.build_kernel")
     filtermap = _check_map(params[PARAM_NAME], spec, "filtermap.build_kernel")
     flat = filtermap.reshape(*filtermap.shape[:-3], -1)
     if spec.gradient == "mean":
@@ -341,3 +363,14 @@ def fit(kernel: jax.Array, spec: FilterMapSpec) -> dict:
     sums = jnp.zeros((size,), kernel.dtype).at[_index_map(spec).reshape(-1)].add(kernel.reshape(-1))
     mean = sums * jnp.asarray(_inverse_multiplicity(spec), kernel.dtype)
     return {PARAM_NAME: mean.reshape(spec.map_shape)}
+
+
+def _describe(spec: FilterMapSpec) -> str:
+    return f"grid {'x'.join(map(str, spec.grid))}, map {'x'.join(map(str, spec.map_shape))}"
+
+
+#: 3D-FilterMap's record (see :class:`compact_jax.protocol.Method`).
+METHOD = Method(
+    name="filtermap", spec_cls=FilterMapSpec, init=init, build_kernel=build_kernel, num_params=num_params,
+    fit=fit, describe=_describe, description="3D-FilterMap: filters cut from overlapping windows of one 3-D map",
+)

@@ -12,8 +12,8 @@ applied through :func:`compact_jax.layer.layer_apply`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from types import ModuleType
 from typing import Any
 
 import flax.linen as nn
@@ -26,8 +26,8 @@ from compact_jax import filtermap as _filtermap
 from compact_jax import series as _series
 from compact_jax import fdc3d as _fdc3d
 from compact_jax.arith import PaddingLike
-from compact_jax.layer import canonical_kernel_size, layer_apply
-from compact_jax.protocol import ConvSpec
+from compact_jax.layer import canonical_kernel_size, layer_apply, method_class
+from compact_jax.protocol import ConvSpec, Method
 
 __all__ = [
     "CompactConv",
@@ -38,17 +38,13 @@ __all__ = [
     "SharedBasis",
     "BasisConv",
     "FrequencyConv3D",
+    "conv_class",
+    "spec_kwargs",
 ]
 
 
-class CompactConv(nn.Module):
-    """Base class of the compact convolutions (not used directly).
-
-    Subclasses set the class attribute ``method`` (a method module), declare
-    their own fields and implement :meth:`spec`. They may override
-    :meth:`compact_params` to create parameters differently (for example, to
-    take a basis from a shared module).
-    """
+class ConvFields(nn.Module):
+    """``flax.linen.Conv``'s fields, declared once for every module standing in for it."""
 
     features: int
     kernel_size: int | Sequence[int]
@@ -63,11 +59,38 @@ class CompactConv(nn.Module):
     precision: Any = None
     bias_init: Any = nn.initializers.zeros_init()
 
-    method = None  # type: ModuleType | None
+
+class CompactConv(ConvFields):
+    """Base class of the compact convolutions (not used directly).
+
+    A subclass names its method record, ``class MyConv(CompactConv,
+    method=my.METHOD)``, and gets the record's spec fields (its own fields, not
+    :class:`~compact_jax.protocol.ConvSpec`'s nor the record's ``fixed`` ones)
+    as module fields with the spec's defaults (``None`` where the spec has no
+    default). It may override :meth:`spec` and :meth:`compact_params` (for
+    example, to take a basis from a shared module).
+    """
+
+    method = None  # type: Method | None
+
+    def __init_subclass__(cls, *, method: Method | None = None, **kwargs: Any) -> None:
+        if method is not None:
+            if not isinstance(method, Method):
+                raise TypeError(f"{cls.__name__}: method must be a compact_jax.protocol.Method, got {method!r}")
+            cls.method = method
+            _declare_spec_fields(cls, method)
+        super().__init_subclass__(**kwargs)
+
+    @classmethod
+    def from_spec(cls, spec: ConvSpec, **conv_kwargs: Any) -> CompactConv:
+        """The module whose :meth:`spec` is ``spec``, plus ``flax.linen.Conv``'s other fields
+        (``strides``, ``padding``, ``use_bias``, ``name``, ...)."""
+        return cls(**spec_kwargs(cls, spec, cls.method), **conv_kwargs)
 
     def spec(self, in_features: int) -> ConvSpec:
         """The method's spec for this layer given the input channel count."""
-        raise NotImplementedError
+        own = {f.name: getattr(self, f.name) for f in self.method.module_fields}
+        return self.method.spec(**self.conv_shape(in_features), **own)
 
     def conv_shape(self, in_features: int) -> dict:
         """The :class:`ConvSpec` fields shared by every method's spec."""
@@ -93,7 +116,8 @@ class CompactConv(nn.Module):
     def __call__(self, inputs: Any) -> Any:
         """``(*batch, *spatial, C_in) -> (*batch, *spatial_out, features)``."""
         if not hasattr(inputs, "shape") or not inputs.shape:
-            raise TypeError(f"{self._where()}: input must be an array with a channel axis, got {inputs!r}")
+            got = f"a {type(inputs).__name__}" if not hasattr(inputs, "shape") else f"shape {inputs.shape}"
+            raise TypeError(f"{self._where()}: input must be an array with a channel axis, got {got}")
         spec = self.spec(int(inputs.shape[-1]))
         params = self.compact_params(spec)
         bias = (
@@ -117,29 +141,57 @@ class CompactConv(nn.Module):
         )
 
 
-def _init_shapes(method: ModuleType, spec: ConvSpec, dtype: Any) -> dict:
+def _declare_spec_fields(cls: type, method: Method) -> None:
+    """Adds ``method``'s module fields to ``cls`` before flax's dataclass transform runs."""
+    annotations = cls.__dict__.get("__annotations__", {})
+    inherited = {name for base in cls.__mro__[1:] for name in getattr(base, "__annotations__", {})}
+    new = {}
+    for field in method.module_fields:
+        if field.name in annotations or field.name in inherited:
+            continue
+        new[field.name] = field.type if field.default is not dataclasses.MISSING or field.type.endswith("None") \
+            else f"{field.type} | None"
+        default = field.default
+        if default is dataclasses.MISSING:
+            default = None if field.default_factory is dataclasses.MISSING else field.default_factory()
+        setattr(cls, field.name, default)
+    # The spec's fields come first, in the spec's order, then the class's own.
+    cls.__annotations__ = {**new, **annotations}
+
+
+def spec_kwargs(cls: type, spec: ConvSpec, method: Method) -> dict:
+    """Module keyword arguments reproducing ``spec`` (checked against the record)."""
+    if not isinstance(spec, method.spec_cls):
+        raise TypeError(f"{cls.__name__}.from_spec: expected a {method.spec_cls.__name__}, got {type(spec).__name__}")
+    for name, value in method.fixed.items():
+        if getattr(spec, name) != value:
+            raise ValueError(
+                f"{cls.__name__}.from_spec: {type(spec).__name__}.{name} is {getattr(spec, name)!r}, "
+                f"but method {method.name!r} needs {value!r}"
+            )
+    own = {f.name: getattr(spec, f.name) for f in method.module_fields}
+    return dict(features=spec.features, kernel_size=spec.kernel_size,
+                feature_group_count=spec.feature_group_count, **own)
+
+
+def _init_shapes(method: Method, spec: ConvSpec, dtype: Any) -> dict:
     return jax.eval_shape(lambda k: method.init(k, spec, dtype=dtype), jax.random.key(0))
 
 
-def _leaf_init(method: ModuleType, spec: ConvSpec, dtype: Any, name: str):
+def _leaf_init(method: Method, spec: ConvSpec, dtype: Any, name: str):
     def init(key):
         return method.init(key, spec, dtype=dtype)[name]
 
     return init
 
 
-class DenseConv(CompactConv):
+class DenseConv(CompactConv, method=dense.METHOD):
     """An ordinary convolution written against the method protocol."""
-
-    method = dense
-
-    def spec(self, in_features: int) -> dense.DenseSpec:
-        return dense.DenseSpec(**self.conv_shape(in_features))
 
 
 # --- 3D-FilterMap -------------------------------------------------------------------------------
 
-class FilterMapConv(CompactConv):
+class FilterMapConv(CompactConv, method=_filtermap.METHOD):
     """3D-FilterMap convolution: ``K`` filters cut from one learned map.
 
     Parameters: ``filtermap`` ``(K1*x, K2*y, K3*z)`` and ``bias`` ``(features,)``.
@@ -150,23 +202,9 @@ class FilterMapConv(CompactConv):
       map_strides: ``(x, y, z)``; None: ``(2, 2, C/K3)``.
       wrap: ``"modular"`` (paper) or ``"to_one"`` (authors' code).
       gradient: ``"mean"`` (paper's Eq. 1) or ``"sum"`` (plain autodiff).
+      allow_larger: accept a map larger than the dense kernel (see the spec).
     """
 
-    grid: tuple[int, int, int] | None = None
-    map_strides: tuple[int, int, int] | None = None
-    wrap: str = "modular"
-    gradient: str = "mean"
-
-    method = _filtermap
-
-    def spec(self, in_features: int) -> _filtermap.FilterMapSpec:
-        return _filtermap.FilterMapSpec(
-            **self.conv_shape(in_features),
-            grid=self.grid,
-            map_strides=self.map_strides,
-            wrap=self.wrap,
-            gradient=self.gradient,
-        )
 
 
 # --- ApproxConv series kernels (CosConv, ChebConv) ----------------------------------------------
@@ -185,26 +223,8 @@ class _SeriesConv(CompactConv):
       coeff_init: ``"paper"``, ``"normal"``, ``"dc_mean"`` or ``"fit"``.
     """
 
-    harmonics: None | int | tuple[int, int] = None
-    points: str | None = None
-    interval: tuple[float, float] | None = None
-    coeff_init: str = "paper"
 
-    method = _series
-    family = ""
-
-    def spec(self, in_features: int) -> _series.SeriesSpec:
-        return _series.SeriesSpec(
-            **self.conv_shape(in_features),
-            family=self.family,
-            harmonics=self.harmonics,
-            points=self.points,
-            interval=self.interval,
-            coeff_init=self.coeff_init,
-        )
-
-
-class CosConv(_SeriesConv):
+class CosConv(_SeriesConv, method=_series.COSINE):
     """ApproxConv CosConv: filters are 2-D cosine series ``sum A_ij cos(i x) cos(j y)``.
 
     Sampled at equispaced points on ``interval`` (default ``[0.2 pi, 0.8 pi]``);
@@ -212,18 +232,14 @@ class CosConv(_SeriesConv):
     ``conv: ModuleDef = nn.Conv``. Fields as in :class:`_SeriesConv`.
     """
 
-    family = "cosine"
 
-
-class ChebConv(_SeriesConv):
+class ChebConv(_SeriesConv, method=_series.CHEBYSHEV):
     """ApproxConv ChebConv: filters are 2-D Chebyshev series ``sum A_ij T_i(x) T_j(y)``.
 
     Sampled at Chebyshev-Gauss-Lobatto points (``points="lobatto"``, the
     paper) or equispaced (``"equispaced"``, the authors' code) on ``[-1, 1]``.
     Fields as in :class:`_SeriesConv`.
     """
-
-    family = "chebyshev"
 
 
 # --- Learning Filter Basis ----------------------------------------------------------------------
@@ -265,7 +281,7 @@ class SharedBasis(nn.Module):
         return self.param("basis", lambda key: _basis.init_basis(key, shape, self.param_dtype))
 
 
-class BasisConv(CompactConv):
+class BasisConv(CompactConv, method=_basis.METHOD):
     """Learning Filter Basis convolution (2-D), a drop-in for ``flax.linen.Conv``.
 
     Parameters: ``basis`` ``(kh, kw, p, num_basis)`` (absent with a shared
@@ -281,39 +297,17 @@ class BasisConv(CompactConv):
       path: ``"auto"``, ``"reconstruct"`` or ``"decomposed"``.
       basis: a :class:`SharedBasis` to use instead of an own basis.
       basis_slice: ``"leading"`` or ``"trailing"`` channels of a wider basis.
+      allow_larger: accept more weights than the dense conv (see the spec).
     """
 
-    num_basis: int | None = None
-    splits: int = 1
-    basis_bias: bool = False
-    coef_kernel_size: int | Sequence[int] = 1
-    path: str = "auto"
     basis: SharedBasis | None = None
-    basis_slice: str = "leading"
-
-    method = _basis
 
     def spec(self, in_features: int) -> _basis.BasisSpec:
-        shape = self.conv_shape(in_features)
-        num_basis, basis_in_features = self.num_basis, None
-        if self.basis is not None:
-            if not isinstance(self.basis, SharedBasis):
-                raise TypeError(f"{self._where()}: basis must be a SharedBasis, got {type(self.basis).__name__}")
-            num_basis, basis_in_features = _basis.shared_basis_fields(
-                self.basis.shape, num_basis=num_basis, kernel_size=shape["kernel_size"], where=self._where()
-            )
-        if num_basis is None:
-            raise ValueError(f"{self._where()}: num_basis is required without a shared basis")
-        return _basis.BasisSpec(
-            **shape,
-            num_basis=num_basis,
-            splits=self.splits,
-            basis_bias=self.basis_bias,
-            coef_kernel_size=self.coef_kernel_size,
-            path=self.path,
-            basis_in_features=basis_in_features,
-            basis_slice=self.basis_slice,
-        )
+        if self.basis is not None and not isinstance(self.basis, SharedBasis):
+            raise TypeError(f"{self._where()}: basis must be a SharedBasis, got {type(self.basis).__name__}")
+        own = {f.name: getattr(self, f.name) for f in self.method.module_fields}
+        shared = None if self.basis is None else self.basis.shape
+        return _basis.layer_spec(self.conv_shape(in_features), own, shared, where=self._where())
 
     def compact_params(self, spec: _basis.BasisSpec) -> dict:
         dtype = self.param_dtype
@@ -331,7 +325,7 @@ class BasisConv(CompactConv):
 
 # --- FDC3D frequency-domain 3-D convolution -----------------------------------------------------
 
-class FrequencyConv3D(CompactConv):
+class FrequencyConv3D(CompactConv, method=_fdc3d.METHOD):
     """FDC3D: a 3-D conv stored as temporal-frequency coefficients of an orthogonal ``S``.
 
     Parameters: ``coeffs`` ``(t', k_h, k_w, c', N)``, ``beta`` ``(c',)``, the
@@ -350,20 +344,16 @@ class FrequencyConv3D(CompactConv):
       importance: ``"group"`` or ``"summed"`` row importance.
     """
 
-    transform: str = "learned_householder"
-    transform_init: str | None = None
-    kept_rows: tuple[int, ...] | None = None
-    kept_channels: tuple[int, ...] | None = None
-    importance: str = "group"
 
-    method = _fdc3d
+_NAMED = {cls.method.name: cls for cls in (DenseConv, FilterMapConv, CosConv, ChebConv, BasisConv, FrequencyConv3D)}
+_GENERATED: dict[str, type] = {}
 
-    def spec(self, in_features: int) -> _fdc3d.FrequencySpec:
-        return _fdc3d.FrequencySpec(
-            **self.conv_shape(in_features),
-            transform=self.transform,
-            transform_init=self.transform_init,
-            kept_rows=self.kept_rows,
-            kept_channels=self.kept_channels,
-            importance=self.importance,
-        )
+
+def conv_class(method: str | Method) -> type:
+    """The Linen module class of a registered method (name, alias or record).
+
+    The built-in methods give their named classes (``conv_class("cos")`` is
+    :class:`CosConv`); any other registered method gets a class generated from
+    its record (and reused while the record stays registered).
+    """
+    return method_class(method, base=CompactConv, named=_NAMED, generated=_GENERATED)

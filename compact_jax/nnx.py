@@ -8,8 +8,9 @@ the Linen module's, so copying a Linen ``params`` dict into an NNX module (see
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from types import ModuleType
+import dataclasses
+import inspect
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax.numpy as jnp
@@ -21,8 +22,9 @@ from compact_jax import filtermap as _filtermap
 from compact_jax import series as _series
 from compact_jax import fdc3d as _fdc3d
 from compact_jax.arith import PaddingLike
-from compact_jax.layer import canonical_kernel_size, layer_apply
-from compact_jax.protocol import ConvSpec
+from compact_jax.layer import canonical_kernel_size, layer_apply, method_class
+from compact_jax.protocol import ConvSpec, Method
+from compact_jax.validate import check_array
 
 __all__ = [
     "CompactConv",
@@ -34,20 +36,77 @@ __all__ = [
     "BasisConv",
     "FrequencyConv3D",
     "load_linen_params",
+    "conv_class",
 ]
+
+
+def _signature(cls: type, method: Method) -> inspect.Signature:
+    """``flax.nnx.Conv``'s signature plus the spec's fields (keyword-only, the spec's defaults)."""
+    params = [p for p in inspect.signature(CompactConv.__init__).parameters.values() if p.name != "self"]
+    kwargs = [p for p in params if p.kind is p.VAR_KEYWORD]
+    params = [p for p in params if p.kind is not p.VAR_KEYWORD]
+    if cls.__init__ is not CompactConv.__init__:  # a subclass's own keyword arguments (BasisConv's basis)
+        params += [p for p in inspect.signature(cls.__init__).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    taken = {p.name for p in params}
+    for field in method.module_fields:
+        if field.name not in taken:
+            default = None if field.default is dataclasses.MISSING else field.default
+            params.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                            annotation=field.type))
+    return inspect.Signature(params + kwargs)
 
 
 class CompactConv(nnx.Module):
     """Base class of the NNX compact convolutions (not used directly).
 
-    Subclasses set ``method``, build their spec from the shared conv shape plus
-    their own fields and call ``super().__init__(..., spec=spec)``. They may
-    override :meth:`create_params` (e.g. to reference a shared basis).
+    A subclass names its method record, ``class MyConv(CompactConv,
+    method=my.METHOD)``; its constructor is ``flax.nnx.Conv``'s plus the
+    record's spec fields, keyword-only, with the spec's defaults. It may
+    override :meth:`make_spec` and :meth:`create_params` (e.g. to reference a
+    shared basis).
     """
 
-    method: ModuleType | None = None
+    method: Method | None = None
+
+    def __init_subclass__(cls, *, method: Method | None = None, **kwargs: Any) -> None:
+        if method is not None:
+            if not isinstance(method, Method):
+                raise TypeError(f"{cls.__name__}: method must be a compact_jax.protocol.Method, got {method!r}")
+            cls.method = method
+            cls.__signature__ = _signature(cls, method)
+        super().__init_subclass__(**kwargs)
 
     def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        kernel_size: int | Sequence[int],
+        strides: None | int | Sequence[int] = 1,
+        *,
+        feature_group_count: int = 1,
+        rngs: nnx.Rngs,
+        **kwargs: Any,
+    ):
+        names = {f.name for f in self.method.module_fields}
+        own = {name: kwargs.pop(name) for name in list(kwargs) if name in names}
+        shape = self.conv_shape(in_features, out_features, kernel_size, feature_group_count)
+        spec = self.make_spec(shape, own)
+        self._setup(spec=spec, strides=strides, rngs=rngs, **kwargs)
+
+    @classmethod
+    def from_spec(cls, spec: ConvSpec, *, rngs: nnx.Rngs, **conv_kwargs: Any) -> CompactConv:
+        """The module of ``spec`` plus ``flax.nnx.Conv``'s other arguments (``strides``, ...)."""
+        from compact_jax.linen import spec_kwargs
+
+        kwargs = spec_kwargs(cls, spec, cls.method)
+        return cls(spec.in_features, kwargs.pop("features"), kwargs.pop("kernel_size"), rngs=rngs,
+                   **kwargs, **conv_kwargs)
+
+    def make_spec(self, shape: dict, own: dict) -> ConvSpec:
+        """The spec from the conv shape and the method's own keyword arguments."""
+        return self.method.spec(**shape, **own)
+
+    def _setup(
         self,
         *,
         spec: ConvSpec,
@@ -110,121 +169,57 @@ class CompactConv(nnx.Module):
         )
 
 
-class DenseConv(CompactConv):
+class DenseConv(CompactConv, method=dense.METHOD):
     """An ordinary convolution written against the method protocol."""
-
-    method = dense
-
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        kernel_size: int | Sequence[int],
-        strides: None | int | Sequence[int] = 1,
-        *,
-        feature_group_count: int = 1,
-        rngs: nnx.Rngs,
-        **conv_kwargs: Any,
-    ):
-        spec = dense.DenseSpec(
-            **self.conv_shape(in_features, out_features, kernel_size, feature_group_count)
-        )
-        super().__init__(spec=spec, strides=strides, rngs=rngs, **conv_kwargs)
 
 
 def load_linen_params(module: CompactConv, params: dict) -> None:
-    """Copies a Linen module's ``params`` collection into an NNX twin in place."""
+    """Copies a Linen module's ``params`` collection into an NNX twin in place.
+
+    Raises:
+      TypeError: ``params`` is not a dict, or a value is not an array.
+      ValueError: a parameter is missing (nothing is copied then), unknown,
+        or of the wrong shape.
+    """
+    expected = list(module.param_names) + (["bias"] if module.bias is not None else [])
+    if not isinstance(params, Mapping):
+        raise TypeError(f"load_linen_params: params must be a dict of arrays {expected}, got {type(params).__name__}")
+    missing = [name for name in expected if name not in params]
+    if missing:
+        raise ValueError(
+            f"load_linen_params: params lack {missing} for {type(module).__name__} (it needs "
+            f"{expected}), got {sorted(map(str, params))}; nothing was copied"
+        )
     for name, value in params.items():
         variable = getattr(module, name, None)
         if not isinstance(variable, nnx.Variable):
             raise ValueError(
-                f"load_linen_params: {type(module).__name__} has no parameter {name!r}; "
-                f"it has {list(module.param_names) + (['bias'] if module.bias is not None else [])}"
+                f"load_linen_params: {type(module).__name__} has no parameter {name!r}; it has {expected}"
             )
+        check_array(f"load_linen_params: params[{name!r}]", value)
         if tuple(variable[...].shape) != tuple(value.shape):
             raise ValueError(
                 f"load_linen_params: parameter {name!r} has shape {tuple(variable[...].shape)}, "
                 f"got {tuple(value.shape)}"
             )
-        variable[...] = value
+    for name, value in params.items():
+        getattr(module, name)[...] = value
 
 
 # --- 3D-FilterMap -------------------------------------------------------------------------------
 
-class FilterMapConv(CompactConv):
+class FilterMapConv(CompactConv, method=_filtermap.METHOD):
     """NNX twin of :class:`compact_jax.linen.FilterMapConv` (parameter ``filtermap``)."""
-
-    method = _filtermap
-
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        kernel_size: int | Sequence[int],
-        strides: None | int | Sequence[int] = 1,
-        *,
-        grid: tuple[int, int, int] | None = None,
-        map_strides: tuple[int, int, int] | None = None,
-        wrap: str = "modular",
-        gradient: str = "mean",
-        feature_group_count: int = 1,
-        rngs: nnx.Rngs,
-        **conv_kwargs: Any,
-    ):
-        spec = _filtermap.FilterMapSpec(
-            **self.conv_shape(in_features, out_features, kernel_size, feature_group_count),
-            grid=grid,
-            map_strides=map_strides,
-            wrap=wrap,
-            gradient=gradient,
-        )
-        super().__init__(spec=spec, strides=strides, rngs=rngs, **conv_kwargs)
 
 
 # --- ApproxConv series kernels (CosConv, ChebConv) ----------------------------------------------
 
-class _SeriesConv(CompactConv):
-    """Shared body of the NNX :class:`CosConv` and :class:`ChebConv` (parameter ``coeffs``)."""
-
-    method = _series
-    family = ""
-
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        kernel_size: int | Sequence[int],
-        strides: None | int | Sequence[int] = 1,
-        *,
-        harmonics: None | int | tuple[int, int] = None,
-        points: str | None = None,
-        interval: tuple[float, float] | None = None,
-        coeff_init: str = "paper",
-        feature_group_count: int = 1,
-        rngs: nnx.Rngs,
-        **conv_kwargs: Any,
-    ):
-        spec = _series.SeriesSpec(
-            **self.conv_shape(in_features, out_features, kernel_size, feature_group_count),
-            family=self.family,
-            harmonics=harmonics,
-            points=points,
-            interval=interval,
-            coeff_init=coeff_init,
-        )
-        super().__init__(spec=spec, strides=strides, rngs=rngs, **conv_kwargs)
+class CosConv(CompactConv, method=_series.COSINE):
+    """NNX twin of :class:`compact_jax.linen.CosConv` (cosine series kernel, parameter ``coeffs``)."""
 
 
-class CosConv(_SeriesConv):
-    """NNX twin of :class:`compact_jax.linen.CosConv` (cosine series kernel)."""
-
-    family = "cosine"
-
-
-class ChebConv(_SeriesConv):
-    """NNX twin of :class:`compact_jax.linen.ChebConv` (Chebyshev series kernel)."""
-
-    family = "chebyshev"
+class ChebConv(CompactConv, method=_series.CHEBYSHEV):
+    """NNX twin of :class:`compact_jax.linen.ChebConv` (Chebyshev series kernel, parameter ``coeffs``)."""
 
 
 # --- Learning Filter Basis ----------------------------------------------------------------------
@@ -251,51 +246,21 @@ class SharedBasis(nnx.Module):
         self.basis = nnx.Param(_basis.init_basis(rngs.params(), self.shape, param_dtype))
 
 
-class BasisConv(CompactConv):
-    """NNX twin of :class:`compact_jax.linen.BasisConv` (``basis``, ``coef``, ``basis_bias``)."""
+class BasisConv(CompactConv, method=_basis.METHOD):
+    """NNX twin of :class:`compact_jax.linen.BasisConv` (``basis``, ``coef``, ``basis_bias``).
 
-    method = _basis
+    Takes a :class:`SharedBasis` as ``basis=`` besides the spec's fields.
+    """
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        kernel_size: int | Sequence[int],
-        strides: None | int | Sequence[int] = 1,
-        *,
-        num_basis: int | None = None,
-        splits: int = 1,
-        basis_bias: bool = False,
-        coef_kernel_size: int | Sequence[int] = 1,
-        path: str = "auto",
-        basis: SharedBasis | None = None,
-        basis_slice: str = "leading",
-        feature_group_count: int = 1,
-        rngs: nnx.Rngs,
-        **conv_kwargs: Any,
-    ):
-        shape = self.conv_shape(in_features, out_features, kernel_size, feature_group_count)
-        basis_in_features = None
-        if basis is not None:
-            if not isinstance(basis, SharedBasis):
-                raise TypeError(f"BasisConv: basis must be a SharedBasis, got {type(basis).__name__}")
-            num_basis, basis_in_features = _basis.shared_basis_fields(
-                basis.shape, num_basis=num_basis, kernel_size=shape["kernel_size"], where="BasisConv"
-            )
-        if num_basis is None:
-            raise ValueError("BasisConv: num_basis is required without a shared basis")
-        spec = _basis.BasisSpec(
-            **shape,
-            num_basis=num_basis,
-            splits=splits,
-            basis_bias=basis_bias,
-            coef_kernel_size=coef_kernel_size,
-            path=path,
-            basis_in_features=basis_in_features,
-            basis_slice=basis_slice,
-        )
+    def __init__(self, *args: Any, basis: SharedBasis | None = None, **kwargs: Any):
+        if basis is not None and not isinstance(basis, SharedBasis):
+            raise TypeError(f"BasisConv: basis must be a SharedBasis, got {type(basis).__name__}")
         self.shared_basis = basis
-        super().__init__(spec=spec, strides=strides, rngs=rngs, **conv_kwargs)
+        super().__init__(*args, **kwargs)
+
+    def make_spec(self, shape: dict, own: dict) -> _basis.BasisSpec:
+        shared = None if self.shared_basis is None else self.shared_basis.shape
+        return _basis.layer_spec(shape, own, shared, where="BasisConv")
 
     def create_params(self, spec: _basis.BasisSpec, *, param_dtype: Any, rngs: nnx.Rngs) -> list[str]:
         names = ["coef"]
@@ -317,33 +282,15 @@ class BasisConv(CompactConv):
 
 # --- FDC3D frequency-domain 3-D convolution -----------------------------------------------------
 
-class FrequencyConv3D(CompactConv):
+class FrequencyConv3D(CompactConv, method=_fdc3d.METHOD):
     """NNX twin of :class:`compact_jax.linen.FrequencyConv3D` (same parameter names)."""
 
-    method = _fdc3d
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        kernel_size: int | Sequence[int],
-        strides: None | int | Sequence[int] = 1,
-        *,
-        transform: str = "learned_householder",
-        transform_init: str | None = None,
-        kept_rows: tuple[int, ...] | None = None,
-        kept_channels: tuple[int, ...] | None = None,
-        importance: str = "group",
-        feature_group_count: int = 1,
-        rngs: nnx.Rngs,
-        **conv_kwargs: Any,
-    ):
-        spec = _fdc3d.FrequencySpec(
-            **self.conv_shape(in_features, out_features, kernel_size, feature_group_count),
-            transform=transform,
-            transform_init=transform_init,
-            kept_rows=kept_rows,
-            kept_channels=kept_channels,
-            importance=importance,
-        )
-        super().__init__(spec=spec, strides=strides, rngs=rngs, **conv_kwargs)
+_NAMED = {cls.method.name: cls for cls in (DenseConv, FilterMapConv, CosConv, ChebConv, BasisConv, FrequencyConv3D)}
+_GENERATED: dict[str, type] = {}
+
+
+def conv_class(method: str | Method) -> type:
+    """The NNX module class of a registered method (name, alias or record); see
+    :func:`compact_jax.linen.conv_class`."""
+    return method_class(method, base=CompactConv, named=_NAMED, generated=_GENERATED)

@@ -14,19 +14,30 @@ A *method* is a module exposing five names (and optionally a sixth)::
 returns the same numbers as ``conv(x, build_kernel(params, spec))`` through a
 cheaper route. Every spec derives from :class:`ConvSpec`, which carries and
 validates the shape of the dense convolution the method stands in for.
+
+Each method module also exports a :class:`Method` record of these functions
+(plus its multiply-adds and table text), registered in
+:data:`compact_jax.METHODS`; :class:`MethodModule` is the structural type both
+the modules and the records satisfy.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import jax
 
 from compact_jax.validate import check_int_tuple, check_positive_int
 
-__all__ = ["ConvSpec", "Method", "check_kernel_shape", "count_params"]
+__all__ = ["ConvSpec", "Method", "MethodModule", "NOT_A_MODULE_FIELD", "check_kernel_shape", "count_params"]
+
+#: Dataclass field metadata of a spec field that is not a field of the method's
+#: Linen / NNX modules (e.g. ``BasisSpec.basis_in_features``, which comes from a
+#: shared basis): ``dataclasses.field(default=None, metadata=NOT_A_MODULE_FIELD)``.
+NOT_A_MODULE_FIELD = {"module_field": False}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -86,8 +97,8 @@ class ConvSpec:
 
 
 @runtime_checkable
-class Method(Protocol):
-    """Structural type of a method module (see the module docstring)."""
+class MethodModule(Protocol):
+    """Structural type of a method module (see the module docstring); a :class:`Method` record satisfies it too."""
 
     def init(self, key: jax.Array, spec: Any, *, dtype: Any = ...) -> dict: ...
 
@@ -113,3 +124,115 @@ def check_kernel_shape(kernel: Any, spec: ConvSpec, *, where: str) -> None:
 def count_params(params: Any) -> int:
     """Number of scalar values in a parameter pytree."""
     return sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(params))
+
+
+_CONV_FIELDS = frozenset(f.name for f in dataclasses.fields(ConvSpec))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class Method:
+    """Everything the library knows about one method, declared once by the method's module.
+
+    Register a record with :func:`compact_jax.register_method` and the Linen and
+    NNX modules (:func:`compact_jax.linen.conv_class`), compression policies,
+    fitting, folding and reports all work with it.
+
+    Attributes:
+      name: canonical name (the paper's): ``"filtermap"``, ``"basis"``,
+        ``"cosine"``, ``"chebyshev"``, ``"fdc3d"``, ``"dense"``.
+      spec_cls: the spec dataclass, a :class:`ConvSpec` subclass. Its own
+        fields are the method's hyperparameters, declared only there.
+      init: ``init(key, spec, *, dtype)`` -> params.
+      build_kernel: ``build_kernel(params, spec, *, precision=None)`` -> kernel.
+      num_params: ``num_params(spec)`` -> learned values (no bias).
+      fit: ``fit(kernel, spec)`` -> params closest to a dense kernel.
+      apply: optional direct path ``apply(params, x, spec, **conv_kwargs)``.
+      macs: optional ``macs(spec, *, input_shape, output_shape)`` -> multiply-adds
+        per example of the cheapest exact path (shapes ``(N, *spatial, C)``);
+        None: the dense convolution's.
+      describe: optional ``describe(spec)`` -> short hyperparameter text for
+        tables, e.g. ``"grid 4x4x4, map 8x8x64"``.
+      description: one line saying what the method is.
+      fixed: spec fields the name fixes (``{"family": "cosine"}``); they are not
+        options of a rule nor fields of the method's modules.
+      aliases: further names accepted where a method is named (configs' ``"cos"``).
+      extras: options of a compression rule handled by the policy rather than
+        the spec (basis ``split_size``; FDC3D ``p_c`` / ``p_t``).
+    """
+
+    name: str
+    spec_cls: type
+    init: Callable[..., dict]
+    build_kernel: Callable[..., Any]
+    num_params: Callable[[Any], int]
+    fit: Callable[..., dict]
+    apply: Callable[..., Any] | None = None
+    macs: Callable[..., int] | None = None
+    describe: Callable[[Any], str] | None = None
+    description: str = ""
+    fixed: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+    extras: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise ValueError(f"Method.name must be an identifier-like string such as 'filtermap', got {self.name!r}")
+        if not (isinstance(self.spec_cls, type) and issubclass(self.spec_cls, ConvSpec)
+                and dataclasses.is_dataclass(self.spec_cls)):
+            raise TypeError(f"Method({self.name!r}).spec_cls must be a ConvSpec dataclass, got {self.spec_cls!r}")
+        for fn in ("init", "build_kernel", "num_params", "fit"):
+            if not callable(getattr(self, fn)):
+                raise TypeError(f"Method({self.name!r}).{fn} must be callable, got {getattr(self, fn)!r}")
+        for fn in ("apply", "macs", "describe"):
+            if getattr(self, fn) is not None and not callable(getattr(self, fn)):
+                raise TypeError(f"Method({self.name!r}).{fn} must be callable or None, got {getattr(self, fn)!r}")
+        names = {f.name for f in dataclasses.fields(self.spec_cls)}
+        unknown = sorted(set(self.fixed) - names)
+        if unknown:
+            raise ValueError(f"Method({self.name!r}).fixed names {unknown}, not fields of {self.spec_cls.__name__}")
+        object.__setattr__(self, "fixed", dict(self.fixed))
+        if isinstance(self.aliases, str) or isinstance(self.extras, str):
+            raise TypeError(f"Method({self.name!r}): aliases and extras must be tuples of strings, not a string")
+        object.__setattr__(self, "aliases", tuple(self.aliases))
+        object.__setattr__(self, "extras", tuple(self.extras))
+
+    def __repr__(self) -> str:
+        return f"Method({self.name!r}, {self.spec_cls.__name__})"
+
+    @property
+    def own_fields(self) -> tuple[dataclasses.Field, ...]:
+        """The spec's own fields (not :class:`ConvSpec`'s), minus :attr:`fixed`."""
+        return tuple(f for f in dataclasses.fields(self.spec_cls)
+                     if f.name not in _CONV_FIELDS and f.name not in self.fixed)
+
+    @property
+    def module_fields(self) -> tuple[dataclasses.Field, ...]:
+        """The own fields the Linen and NNX modules declare (not marked :data:`NOT_A_MODULE_FIELD`)."""
+        return tuple(f for f in self.own_fields if f.metadata.get("module_field", True))
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """Option names a compression rule may give: the own fields plus :attr:`extras`."""
+        return tuple(f.name for f in self.own_fields) + self.extras
+
+    def spec(self, **fields: Any) -> ConvSpec:
+        """The spec for ``fields`` (conv shape and options), with :attr:`fixed` applied."""
+        return self.spec_cls(**{**fields, **self.fixed})
+
+    def layer_macs(self, spec: ConvSpec, *, input_shape: tuple[int, ...], output_shape: tuple[int, ...]) -> int:
+        """:attr:`macs`, or the dense convolution's multiply-adds when the method gives none."""
+        if self.macs is not None:
+            return int(self.macs(spec, input_shape=input_shape, output_shape=output_shape))
+        return dense_macs(spec, output_shape=output_shape)
+
+    def layer_describe(self, spec: ConvSpec) -> str:
+        """:attr:`describe` of ``spec``, or ``""``."""
+        return "" if self.describe is None else self.describe(spec)
+
+
+def dense_macs(spec: ConvSpec, *, output_shape: tuple[int, ...]) -> int:
+    """Multiply-adds per example of the dense convolution ``spec`` stands for."""
+    from compact_jax.arith import conv_macs
+
+    return conv_macs(output_shape[1:-1], spec.kernel_size, in_channels=spec.in_features,
+                     out_channels=spec.features, feature_group_count=spec.feature_group_count)

@@ -119,7 +119,11 @@ def _int_values(x: jax.Array, *, bits: int, axis: int | None) -> jax.Array:
     xc = x.astype(_compute_dtype(x.dtype))
     q_max = 2.0 ** (bits - 1) - 1
     reduce_axes = None if axis is None else tuple(a for a in range(x.ndim) if a != axis)
-    amax = jnp.max(jnp.abs(xc), axis=reduce_axes, keepdims=True)
+    # The scale comes from the finite values only: one inf or NaN must not turn
+    # the whole tensor into NaN (inf / inf). Non-finite values are handled by
+    # the clip below: +-inf saturate at +-q_max * scale, NaN stays NaN.
+    finite_abs = jnp.where(jnp.isfinite(xc), jnp.abs(xc), 0.0)
+    amax = jnp.max(finite_abs, axis=reduce_axes, keepdims=True)
     scale = jnp.where(amax > 0, amax / q_max, 1.0)  # all-zero tensor / channel -> zeros
     q = jnp.clip(jnp.round(xc / scale), -q_max, q_max)
     return (q * scale).astype(x.dtype)
@@ -134,7 +138,14 @@ def quantize_int(x: jax.Array, *, bits: int, axis: int | None = None) -> jax.Arr
     with the max over the whole tensor (``axis=None``) or over everything but
     ``axis`` (one scale per channel, e.g. ``axis=-1`` for the output channels of
     an HWIO kernel). Rounding is half-to-even. An all-zero tensor or channel
-    maps to zeros. The scale is treated as a constant in the backward pass (as
+    maps to zeros.
+
+    Non-finite inputs: the scale is taken from the *finite* values only, so the
+    finite entries are quantised as if the non-finite ones were absent;
+    ``+inf`` / ``-inf`` saturate at ``+-max|finite x|`` (the largest level) and
+    NaN stays NaN (a tensor or channel with no finite value uses scale 1, so
+    its infinities become ``+-(2^{k-1}-1)``). The result is never NaN where
+    the input is not. The scale is treated as a constant in the backward pass (as
     if wrapped in ``stop_gradient``): since it is taken from ``x`` itself no
     value falls outside the clip range, so the gradient is exactly the identity.
 

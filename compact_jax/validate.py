@@ -9,8 +9,10 @@ an XLA shape error deep inside a traced function.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+import jax.numpy as jnp
 
 __all__ = [
     "check_int",
@@ -18,6 +20,8 @@ __all__ = [
     "check_int_tuple",
     "check_choice",
     "check_fraction",
+    "check_array",
+    "check_param_dict",
 ]
 
 
@@ -101,3 +105,66 @@ def check_fraction(name: str, value: Any, *, upper_inclusive: bool = False) -> f
         bound = "[0, 1]" if upper_inclusive else "[0, 1)"
         raise ValueError(f"{name} must lie in {bound}, got {value}")
     return value
+
+
+def check_array(name: str, value: Any, *, floating: bool = False) -> Any:
+    """Raises unless ``value`` is an array (has ``shape`` and ``dtype``).
+
+    Lists, tuples and scalars are refused with a ``TypeError`` that names
+    ``name`` (wrap them in ``jnp.asarray`` first), so that a Python container
+    never reaches code that reads ``.shape``. With ``floating``, an integer or
+    boolean dtype is refused too: parameters and kernels are real-valued, and
+    an integer array would silently make every result integer.
+    """
+    if not (hasattr(value, "shape") and hasattr(value, "dtype")):
+        raise TypeError(
+            f"{name} must be an array (jax.Array or numpy.ndarray), got {type(value).__name__}"
+            + (" (wrap it in jnp.asarray)" if isinstance(value, (list, tuple)) else "")
+        )
+    if floating:
+        if not jnp.issubdtype(value.dtype, jnp.floating):
+            raise TypeError(f"{name} must have a floating-point dtype, got {value.dtype}")
+    return value
+
+
+def check_param_dict(
+    params: Any,
+    expected: Mapping[str, tuple[int, ...]],
+    *,
+    where: str,
+    batched: bool = True,
+    extra: bool = False,
+) -> None:
+    """Raises unless ``params`` maps each name in ``expected`` to a float array of that shape.
+
+    Args:
+      params: the parameter dict to check.
+      expected: name -> required (trailing) shape.
+      where: function name for error messages.
+      batched: whether leading (batch) dims are allowed before the shape.
+      extra: whether keys not in ``expected`` are allowed.
+    """
+    if not isinstance(params, Mapping):
+        raise TypeError(
+            f"{where}: params must be a dict {{{', '.join(repr(k) for k in expected)}}} of arrays, "
+            f"got {type(params).__name__}"
+        )
+    if not extra:
+        unknown = sorted(str(k) for k in params if k not in expected)
+        if unknown:
+            raise ValueError(f"{where}: unexpected params {unknown}; expected {sorted(expected)}")
+    missing = [k for k in expected if k not in params]
+    if missing:
+        raise ValueError(f"{where}: params lack {missing}; expected {sorted(expected)}, got {sorted(map(str, params))}")
+    for key, shape in expected.items():
+        value = check_array(f"{where}: params[{key!r}]", params[key], floating=True)
+        got = tuple(value.shape)
+        ok = len(got) >= len(shape) and got[len(got) - len(shape) :] == tuple(shape)
+        if ok and not batched:
+            ok = got == tuple(shape)
+        if not ok:
+            lead = "(*batch, " if batched else "("
+            raise ValueError(
+                f"{where}: params[{key!r}] must have shape {lead}{', '.join(map(str, shape))}), "
+                f"got {got}"
+            )

@@ -1,15 +1,7 @@
-"""Strict JAX settings for every test, and shared fixtures.
-
-* Implicit rank promotion is an error, so broadcasting bugs surface here.
-* Non-partitionable threefry: the tests run on one host device, and compiling
-  a random sampler for each new shape is several times cheaper this way.
-"""
+"""Shared fixtures (the strict JAX settings are in the repository's top-level conftest.py)."""
 
 import jax
 import pytest
-
-jax.config.update("jax_numpy_rank_promotion", "raise")
-jax.config.update("jax_threefry_partitionable", False)
 
 
 @pytest.fixture(scope="module")

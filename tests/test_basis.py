@@ -82,7 +82,9 @@ def loop_splits_matrix(kernel, spec):
 
 
 def make_spec(**kw):
-    base = dict(features=6, in_features=8, kernel_size=(3, 3), num_basis=5)
+    # These small layers test the arithmetic, often at full rank (m >= kh*kw*p), which has more
+    # weights than the dense conv: allowed here (the refusal is tested in test_bad_inputs.py).
+    base = dict(features=6, in_features=8, kernel_size=(3, 3), num_basis=5, allow_larger=True)
     return lfb.BasisSpec(**{**base, **kw})
 
 
@@ -232,7 +234,7 @@ def test_auto_chooses_by_macs():
     assert macs["decomposed"] == 16 * 48 * 48 * (2 * 16 * 64 * 9 + 128 * 2 * 16)
     assert macs["reconstruct"] == dense + 128 * 128 * 9 * 16
     assert lfb.choose_path(edsr, (16, 48, 48, 128)) == "decomposed"
-    wide = dataclasses.replace(edsr, num_basis=100, splits=1, basis_in_features=None)  # more work than dense
+    wide = dataclasses.replace(edsr, num_basis=100, splits=1, basis_in_features=None, allow_larger=True)  # more work than dense
     assert lfb.choose_path(wide, (16, 48, 48, 128)) == "reconstruct"
     assert lfb.choose_path(with_path(wide, "decomposed"), (16, 48, 48, 128)) == "decomposed"
     kxk = dataclasses.replace(wide, coef_kernel_size=3)
@@ -382,7 +384,8 @@ def test_densenet_style_slices_of_one_wide_basis():
         def __call__(self, x):
             basis = cl.SharedBasis(num_basis=5, in_features=10, kernel_size=(3, 3), name="basis")
             for i in range(3):  # 4 -> 6 -> 8 -> 10 input channels
-                y = cl.BasisConv(2, (3, 3), basis=basis, coef_kernel_size=3, basis_bias=True, name=f"c{i}")(x)
+                y = cl.BasisConv(2, (3, 3), basis=basis, coef_kernel_size=3, basis_bias=True, allow_larger=True,
+                                name=f"c{i}")(x)
                 x = jnp.concatenate([x, y], axis=-1)
             return x
 

@@ -69,14 +69,16 @@ LOSSLESS = [
     ("resnet20", dict(stage_sizes=(1, 2, 1), widths=(4, 8, 8)), (2, 9, 9, 3), [
         Rule(path="stem_conv", method="cosine"),
         # group-wise sharing keyed by input channels (stage2/block0/conv1 reads 4 channels)
-        Rule(kernel="3x3", in_features=4, method="basis", options={"num_basis": 36}, share="c{in_features}"),
+        Rule(kernel="3x3", in_features=4, method="basis", options={"num_basis": 36, "allow_larger": True},
+             share="c{in_features}"),
         Rule(path="stage2/*", method="filtermap", options=EXACT_MAP),
         Rule(path="stage3/*", method="chebyshev"),
     ]),
     ("resnet50_cifar", dict(stage_sizes=(1, 1), widths=(2, 4)), (2, 8, 8, 3), [
         Rule(path="stem_conv", method="filtermap", options=EXACT_MAP),
-        Rule(kernel="3x3", method="basis", options={"splits": 2, "num_basis": lambda l: 9 * l.in_features // 2}),
-        Rule(path="*/conv[13]", kernel="1x1", method="basis", options={"num_basis": _full_rank()}),
+        Rule(kernel="3x3", method="basis", options={"splits": 2, "num_basis": lambda l: 9 * l.in_features // 2,
+                                                             "allow_larger": True}),
+        Rule(path="*/conv[13]", kernel="1x1", method="basis", options={"num_basis": _full_rank(), "allow_larger": True}),
     ]),
     ("resnet18_imagenet", dict(stage_sizes=(1, 1, 1, 1), widths=(4, 4, 8, 8), num_classes=7), (1, 32, 32, 3), [
         Rule(path="stem_conv", method="cosine", options={"points": "equispaced", "interval": (0.1, 3.0)}),
@@ -84,13 +86,14 @@ LOSSLESS = [
     ]),
     ("densenet40", dict(block_sizes=(1, 1, 1), growth_rate=4), (2, 8, 8, 3), [
         # network-wise sliced sharing with a 3x3 coefficient conv, as the authors' DenseNet (P = 24)
-        Rule(path="block*/conv", method="basis", options={"num_basis": 9 * 24, "coef_kernel_size": 3},
-             share="network"),
-        Rule(path="transition*/conv", method="basis", options={"num_basis": _full_rank()}),
+        Rule(path="block*/conv", method="basis", options={"num_basis": 9 * 24, "coef_kernel_size": 3,
+                                                                 "allow_larger": True}, share="network"),
+        Rule(path="transition*/conv", method="basis", options={"num_basis": _full_rank(), "allow_larger": True}),
     ]),
     ("vgg16_cifar", dict(layers=(4, "M", 8, 8, "M")), (2, 8, 8, 3), [
         Rule(path="conv0", method="dense"),
-        Rule(kernel="3x3", method="basis", options={"split_size": 4, "num_basis": 36, "basis_bias": True}),
+        Rule(kernel="3x3", method="basis", options={"split_size": 4, "num_basis": 36, "basis_bias": True,
+                                                         "allow_larger": True}),
     ]),
     ("convnext_tiny", dict(depths=(1, 2), dims=(8, 16), num_classes=5), (2, 16, 16, 3), [
         Rule(path="*/dwconv", method="cosine"),
@@ -98,13 +101,13 @@ LOSSLESS = [
         Rule(path="*/downsample_conv", method="chebyshev"),
     ]),
     ("edsr", dict(num_blocks=2, features=8, scale=2), (1, 5, 6, 3), [
-        Rule(path="block*/conv[12]", method="basis", options={"num_basis": 72}, share="{parent}"),
+        Rule(path="block*/conv[12]", method="basis", options={"num_basis": 72, "allow_larger": True}, share="{parent}"),
         Rule(path="head", method="cosine"),
         Rule(path="body_conv", method="filtermap", options=EXACT_MAP),
         Rule(path="upsample/*", method="chebyshev"),
     ]),
     ("srresnet", dict(num_blocks=2, features=8), (1, 5, 6, 3), [
-        Rule(path="block*/conv[12]", method="basis", options={"num_basis": 36, "split_size": 4}),
+        Rule(path="block*/conv[12]", method="basis", options={"num_basis": 36, "split_size": 4, "allow_larger": True}),
         Rule(path="re:head|tail", method="chebyshev"),  # 9x9: Lobatto points keep N = K well conditioned
     ]),
     ("resnet3d_18", dict(stage_sizes=(1, 1, 1, 1), widths=(4, 4, 8, 8), num_classes=6), (1, 4, 16, 16, 3), [
@@ -175,7 +178,8 @@ def test_fresh_compact_model_trains_like_any_model():
     model = models.get_model("resnet20", stage_sizes=(1, 1), widths=(4, 8))
     policy = Policy(rules=[Rule(kernel=">1", in_features=3, method="cosine", options={"harmonics": 2}),
                            Rule(kernel=">1", method="filtermap", options={"grid": (2, 2, 1)}, path="stage1/*"),
-                           Rule(kernel=">1", method="basis", options={"num_basis": 6}, share="{stage}")])
+                           Rule(kernel=">1", method="basis", options={"num_basis": 6, "allow_larger": True},
+                                share="{stage}")])
     plan = compress.resolve(policy, model, (2, 8, 8, 3))
     compact = compress.build(plan)
     x = jax.random.normal(KEY, (2, 8, 8, 3))
@@ -241,7 +245,8 @@ def test_sliced_basis_refinement_lowers_the_error():
     rng = np.random.default_rng(0)
     kernels = [jnp.asarray(rng.normal(size=(3, 3, c, 6)), jnp.float32) for c in (4, 8)]
     build = jax.jit(basis.build_kernel, static_argnums=1)
-    specs = [basis.BasisSpec(features=6, in_features=c, kernel_size=(3, 3), num_basis=10, basis_in_features=8)
+    specs = [basis.BasisSpec(features=6, in_features=c, kernel_size=(3, 3), num_basis=10, basis_in_features=8,
+                             allow_larger=True)
              for c in (4, 8)]
 
     def error(steps):
@@ -372,12 +377,13 @@ def test_fdc3d_prune_options_set_the_pruned_sizes():
      r"layer 'stage2/block0/conv1'.*K3=8 .*divide the filter depth C=in_features/feature_group_count=4"),
     ([Rule(path="stage2/*", kernel="3x3", method="filtermap")], ValueError,
      r"layer 'stage2/block0/conv1'.*no default grid for features=8"),
-    ([Rule(kernel="3x3", method="basis", options={"num_basis": 4, "basis_in_features": 8}, share="all")],
+    ([Rule(kernel="3x3", method="basis", options={"num_basis": 4, "basis_in_features": 8, "allow_larger": True},
+           share="all")],
      ValueError, r"layer 'stage3/block0/conv2' \(3x3 conv 16->16\): its split size p = 16 exceeds the 8 "
      r"channels of shared basis 'all'"),
-    ([Rule(kernel="3x3", method="basis", options={"num_basis": 4, "split_size": 3})], ValueError,
+    ([Rule(kernel="3x3", method="basis", options={"num_basis": 4, "split_size": 3, "allow_larger": True})], ValueError,
      r"layer 'stage1/block0/conv1'.*split_size=3 must be a positive divisor of the layer's 4 input"),
-    ([Rule(kernel="3x3", method="basis", options={"num_basis": 4}, share="{stage}"),
+    ([Rule(kernel="3x3", method="basis", options={"num_basis": 4, "allow_larger": True}, share="{stage}"),
       Rule(kernel="3x3", method="cosine")], ValueError, r"rule 1 .*only convolutions already claimed"),
     ([Rule(path="stem_conv", method="fdc3d")], ValueError, r"layer 'stem_conv'.*\(t, k_h, k_w\)"),
 ])
@@ -395,7 +401,7 @@ def test_basis_on_a_depthwise_conv_names_the_layer():
 
 def test_shared_basis_layers_must_agree():
     with pytest.raises(ValueError, match=r"shared basis 'x': layer 'stage2/block0/proj_conv' has kernel \(1, 1\)"):
-        _resolve([Rule(path="stage2/*", method="basis", options={"num_basis": 4}, share="x")],
+        _resolve([Rule(path="stage2/*", method="basis", options={"num_basis": 4, "allow_larger": True}, share="x")],
                  name="resnet18_cifar", stage_sizes=(1, 1), widths=(4, 8))
 
 

@@ -7,7 +7,6 @@ import pytest
 from jax.test_util import check_grads
 
 from compact_jax import fdc3d
-from compact_jax.fdc3d import _orthogonal as orth
 from compact_jax.fdc3d._conv import gather_channels, project_frames
 
 RNG = np.random.default_rng(7)

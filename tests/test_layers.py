@@ -89,7 +89,7 @@ def test_layer_apply_uses_direct_path_when_present():
 
 def test_bad_input_names_the_layer():
     net = cl.DenseConv(4, (3, 3), name="head")
-    with pytest.raises(ValueError, match=r"DenseConv\(head\).*rank >= 3"):
+    with pytest.raises(ValueError, match=r"DenseConv\(head\).*rank >= 4"):
         net.init(jax.random.key(0), jnp.ones((5, 3)))
     with pytest.raises(ValueError, match="in_features"):
         cn.DenseConv(3, 4, (3, 3), rngs=nnx.Rngs(0))(jnp.ones((1, 5, 5, 2)))

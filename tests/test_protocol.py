@@ -16,7 +16,8 @@ CASES = [
     (cj.filtermap, cj.FilterMapSpec(features=16, in_features=8, kernel_size=(3, 3))),
     (cj.filtermap, cj.FilterMapSpec(features=12, in_features=6, kernel_size=(5, 5), gradient="sum")),
     (cj.basis, cj.BasisSpec(features=8, in_features=8, kernel_size=(3, 3), num_basis=5, splits=2)),
-    (cj.basis, cj.BasisSpec(features=6, in_features=4, kernel_size=(3, 3), num_basis=40, path="reconstruct")),
+    (cj.basis, cj.BasisSpec(features=6, in_features=4, kernel_size=(3, 3), num_basis=40, path="reconstruct",
+                                 allow_larger=True)),
     (cj.series, cj.SeriesSpec(features=6, in_features=4, kernel_size=(3, 3), family="cosine", harmonics=2)),
     (cj.series, cj.SeriesSpec(features=6, in_features=6, kernel_size=(5, 5), family="chebyshev",
                               harmonics=(4, 2), feature_group_count=3)),
@@ -27,9 +28,9 @@ CASES = [
 IDS = [f"{m.__name__.split('.')[-1]}-{i}" for i, (m, _) in enumerate(CASES)]
 
 
-@pytest.mark.parametrize("method, spec", CASES, ids=IDS)
-def test_protocol(method, spec):
-    assert isinstance(method, protocol.Method)
+def check_protocol(method, spec):
+    """The protocol checks every method passes (a method module or a ``protocol.Method`` record)."""
+    assert isinstance(method, protocol.MethodModule)
     params = method.init(jax.random.key(0), spec)
     assert isinstance(params, dict) and params
     kernel = method.build_kernel(params, spec)
@@ -56,6 +57,11 @@ def test_protocol(method, spec):
     np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("method, spec", CASES, ids=IDS)
+def test_protocol(method, spec):
+    check_protocol(method, spec)
+
+
 def test_num_params_counts_the_learned_values():
     # Methods whose parameters are all learned weights: the count is exact.
     for method, spec in CASES:
@@ -68,7 +74,7 @@ def test_public_surface():
     for name in cj.__all__:
         assert getattr(cj, name) is not None, name
     for name, method in cj.METHODS.items():
+        assert method.name == name and isinstance(method, protocol.MethodModule)
         for fn in ("init", "build_kernel", "num_params", "fit"):
             assert callable(getattr(method, fn)), (name, fn)
-        assert any(isinstance(getattr(method, n), type) and issubclass(getattr(method, n), protocol.ConvSpec)
-                   for n in method.__all__), name
+        assert issubclass(method.spec_cls, protocol.ConvSpec), name

@@ -131,7 +131,7 @@ def test_approxconv_resnet18_imagenet():
 def _series_rows(trace, config, groups, extra):
     """Parameters of a per-group CosConv policy from its plan: series coefficients + ``extra``."""
     plan = compress.resolve(Policy(rules=compress.per_group_rules("cosine", config, groups)), trace)
-    return sum(e.entry.module.num_params(e.spec) for e in plan.layers) + extra
+    return sum(e.record.num_params(e.spec) for e in plan.layers) + extra
 
 
 @pytest.mark.parametrize("config, params_m, percent", [
@@ -252,7 +252,7 @@ def test_basis_decomposed_macs():
     entry = compress.resolve(policy, model, (1, 8, 8, 3)).layer("conv1")
     # basis conv on 2 splits of 8 channels (4 filters), then 1x1: 2*4 -> 16
     assert report.compact_macs(entry) == 64 * (2 * 4 * 8 * 9 + 16 * 2 * 4) < entry.layer.dense_macs
-    wide = compress.resolve(Policy(rules=[Rule(path="conv1", method="basis", options={"num_basis": 100})]),
+    wide = compress.resolve(Policy(rules=[Rule(path="conv1", method="basis", options={"num_basis": 100, "allow_larger": True})]),
                             model, (1, 8, 8, 3)).layer("conv1")
     assert report.compact_macs(wide) == wide.layer.dense_macs  # the dense path is cheaper
 
@@ -321,3 +321,8 @@ def test_report_errors_name_the_rule():
     with pytest.raises(TypeError, match="counting must be"):
         report.make_report(compress.resolve(Policy(), models.get_model("resnet20"), (1, 8, 8, 3)), counting="all")
     assert math.isclose(_report("resnet32", "approx-resnet32").fraction, 269_594 / 464_154)
+
+
+def test_format_table_rows_must_match_the_header():
+    with pytest.raises(ValueError, match="a row has 1 cells, the header 2"):
+        report.format_table(("a", "b"), [("x",)])

@@ -463,7 +463,7 @@ MALFORMED = [
     (lambda: series.parse_harmonics(3), TypeError, r"must be a string like .* got 3"),
     (lambda: series.fit(jnp.zeros((3, 3, 4)), GOOD), ValueError, r"kernel must have shape \(3, 3, 4, 4\)"),
     (lambda: series.build_kernel({"coeffs": jnp.zeros((3, 3, 4, 4))}, GOOD), ValueError,
-     r"coeffs must have trailing shape \(2, 2, 4, 4\) .* got \(3, 3, 4, 4\)"),
+     r"params\['coeffs'\] must have shape \(\*batch, 2, 2, 4, 4\), got \(3, 3, 4, 4\)"),
     (lambda: series.build_kernel({"coeffs": jnp.zeros((2, 2, 4, 4))},
                                  DenseSpec(features=4, in_features=4, kernel_size=(3, 3))),
      TypeError, r"spec must be a SeriesSpec, got DenseSpec"),
@@ -472,7 +472,7 @@ MALFORMED = [
     (lambda: series.fit_gradient(jnp.zeros((3, 3, 4, 4)), GOOD, schedule=((-0.1, 5),)), ValueError,
      r"learning rates must be positive reals, got -0.1"),
     (lambda: series.fit_gradient(jnp.zeros((3, 3, 4, 4)), GOOD, start={"coeffs": jnp.zeros((3, 3, 4, 4))}),
-     ValueError, r"start coeffs must have shape \(2, 2, 4, 4\)"),
+     ValueError, r"start: params\['coeffs'\] must have shape \(2, 2, 4, 4\)"),
     (lambda: series.start_params(jnp.zeros((3, 3, 4, 4)), GOOD, key=jax.random.key(0), scheme="he"),
      ValueError, r"scheme must be one of .* 'he'"),
     (lambda: linen.CosConv(features=4, kernel_size=(3, 3), harmonics=5).init(

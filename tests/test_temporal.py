@@ -392,3 +392,64 @@ def test_bad_calls_raise():
         T.speedup(in_features=64, temporal_size=3, p_c=1.5, p_t=0.0)
     with pytest.raises(ValueError, match="kernel_size must have 3 entries"):
         T.compression_rate(features=8, in_features=8, kernel_size=(3, 3), p_c=0.0, p_t=0.0)
+
+
+# --- Algorithm 1 on recorded data (compact_jax.fdc3d.fit_outputs, capture_layers) ------------------------------
+
+
+def _recorded_layer(transform="dct", batches=2):
+    from compact_jax import fdc3d
+
+    spec = fdc3d.FrequencySpec(features=3, in_features=2, kernel_size=(3, 3, 3), transform=transform)
+    kernel = RNG.normal(size=spec.kernel_shape).astype(np.float32)
+    xs = RNG.normal(size=(batches, 2, 4, 5, 5, 2)).astype(np.float32)
+    ys = np.stack([np_conv(x, kernel, pads=((1, 1),) * 3) for x in xs]).astype(np.float32)
+    return fdc3d, spec, kernel, xs, ys
+
+
+def test_fit_outputs_from_the_exact_layer_starts_at_zero_error_and_keeps_the_fixed_params():
+    fdc3d, spec, kernel, xs, ys = _recorded_layer()
+    params = fdc3d.fit(kernel, spec)
+    fitted, history = fdc3d.fit_outputs(params, spec, xs, ys, train=("beta",), steps=3, learning_rate=0.01,
+                                        conv_kwargs={"padding": ((1, 1),) * 3})
+    assert history.shape == (3, 2) and float(history[0, 1]) < 1e-6 and float(history[0, 0]) == float(history[0, 1])
+    np.testing.assert_array_equal(fitted["coeffs"], params["coeffs"])  # not trained
+    np.testing.assert_allclose(fitted["beta"], np.ones(2), atol=0.05)
+
+
+def test_fit_outputs_channel_penalty_shrinks_beta_and_is_counted_in_the_objective():
+    fdc3d, spec, kernel, xs, ys = _recorded_layer()
+    params = fdc3d.fit(kernel, spec)
+    fitted, history = fdc3d.fit_outputs(params, spec, xs, ys, train=("beta",), channel_weight=0.5, steps=10,
+                                        learning_rate=0.01, conv_kwargs={"padding": ((1, 1),) * 3})
+    assert float(history[0, 0]) == pytest.approx(float(history[0, 1]) + 0.5 * 2, rel=1e-5)  # ||beta||_1 = 2 at start
+    assert np.all(np.asarray(fitted["beta"]) < 1.0)
+
+
+def test_fit_outputs_mistakes():
+    fdc3d, spec, kernel, xs, ys = _recorded_layer()
+    params = fdc3d.fit(kernel, spec)
+    with pytest.raises(ValueError, match=r"train names \['skew'\]"):
+        fdc3d.fit_outputs(params, spec, xs, ys, train=("skew",))
+    with pytest.raises(ValueError, match="records of the same B batches"):
+        fdc3d.fit_outputs(params, spec, xs, ys[:1], train=("beta",))
+    with pytest.raises(ValueError, match="unknown keys"):
+        fdc3d.fit_outputs(params, spec, xs, ys, train=("beta",), conv_kwargs={"stride": 1})
+
+
+def test_capture_layers_records_a_module_and_names_missing_ones():
+    from compact_jax import fdc3d
+
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x, train=False):
+            return nn.Dense(3, name="out")(nn.relu(nn.Dense(4, name="hidden")(x)))
+
+    model, x = Net(), np.ones((2, 5), np.float32)
+    variables = model.init(jax.random.key(0), x)
+    records = fdc3d.capture_layers(model, variables, [x, 2 * x], ["out"])
+    inputs, outputs = records["out"]
+    assert inputs.shape == (2, 2, 4) and outputs.shape == (2, 2, 3)
+    np.testing.assert_allclose(outputs[1], model.apply(variables, 2 * x), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"no convolution called at \['nowhere'\]"):
+        fdc3d.capture_layers(model, variables, [x], ["nowhere"])

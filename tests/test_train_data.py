@@ -112,6 +112,38 @@ def test_train_iterator_shuffles_each_epoch_and_resumes_from_its_state():
     assert np.array_equal(next(resumed)["targets"], batches[6])
 
 
+def _augmented_ids(n: int) -> data.Dataset:
+    """Examples ``0 .. n-1`` whose augmentation adds a random fraction to the input."""
+    ids = data.ArraySource({"inputs": np.arange(float(n))[:, None], "targets": np.arange(n)})
+    augment = lambda element, rng: {**element, "inputs": element["inputs"] + rng.uniform()}  # noqa: E731
+    return data.Dataset("toy", "classification", ids, ids, n, train_map=augment)
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_process_shares_are_disjoint_cover_each_epoch_and_form_the_single_process_batches(count):
+    ds, batch, steps_per_epoch = _augmented_ids(60), 12, 5
+    one = data.train_iterator(ds, global_batch_size=batch, seed=7, process_index=0, process_count=1)
+    shares = [data.train_iterator(ds, global_batch_size=batch, seed=7, process_index=p, process_count=count)
+              for p in range(count)]
+    for _ in range(2):  # two epochs
+        epoch = []
+        for _ in range(steps_per_epoch):
+            blocks = [next(share) for share in shares]
+            assert all(len(block["targets"]) == batch // count for block in blocks)
+            whole = next(one)
+            # Process p holds block p of the global batch, augmentation included.
+            for key in ("targets", "inputs"):
+                np.testing.assert_array_equal(np.concatenate([block[key] for block in blocks]), whole[key])
+            epoch.append([block["targets"] for block in blocks])
+        per_process = [np.concatenate([step[p] for step in epoch]) for p in range(count)]
+        for p in range(count):
+            for q in range(p):
+                assert not set(per_process[p]) & set(per_process[q])  # disjoint
+        assert sorted(np.concatenate(per_process)) == list(range(60))  # together: the whole epoch
+    with pytest.raises(ValueError, match="process_index must be < process_count = 2, got 2"):
+        data.train_iterator(ds, global_batch_size=batch, seed=7, process_index=2, process_count=2)
+
+
 def test_processes_read_disjoint_shards(monkeypatch):
     import jax
 
@@ -122,10 +154,9 @@ def test_processes_read_disjoint_shards(monkeypatch):
     for index in range(2):
         monkeypatch.setattr(jax, "process_index", lambda index=index: index)
         it = data.train_iterator(ds, global_batch_size=8, seed=0)
-        epoch = np.concatenate([next(it)["targets"] for _ in range(3)])  # 3 x 4 = one epoch of 12
-        assert sorted(epoch) == list(range(index, 24, 2))
-        seen.append(epoch)
+        seen.append(np.concatenate([next(it)["targets"] for _ in range(3)]))  # 3 steps x 8 = one epoch of 24
         evaluated.append(list(data.eval_batches(ds, global_batch_size=4)))
+    assert not set(seen[0]) & set(seen[1]) and sorted(np.concatenate(seen)) == list(range(24))
     assert len(evaluated[0]) == len(evaluated[1]) == 2  # same number of batches on every process
     real = [b["targets"][b["weights"] > 0] for b in itertools.chain(*evaluated)]
     assert sorted(np.concatenate(real)) == list(range(7))

@@ -15,7 +15,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from compact_jax import compress, temporal
+from compact_jax import compress, pytree, temporal
+from compact_jax import fdc3d as fdc3d_lib
 from compact_jax.conv import conv
 from train import config as config_lib
 from train import pipelines
@@ -142,7 +143,7 @@ def test_basis_penalty_and_distance_match_a_plain_reconstruction(dense_export):
 
     config = _load("cifar_basis:resnet56,pretrained,digits,runlocal", dense_export=dense_export)
     dense_params = checkpoint.load_export(dense_export)["params"]
-    plan = basis_pipeline.resolve_plan(config.model.compress, _stages.dense_model(config, _stages.load_dataset(config)),
+    plan = resolve_plan(config.model.compress, _stages.dense_model(config, _stages.load_dataset(config)),
                                        (1, 32, 32, 3))
     key = jax.random.key(1)
     params = jax.jit(lambda x: compress.build(plan).init(key, x, train=False))(jnp.zeros((1, 32, 32, 3)))["params"]
@@ -152,10 +153,10 @@ def test_basis_penalty_and_distance_match_a_plain_reconstruction(dense_export):
     for entry in entries:
         assert entry.share is not None  # group-wise shared bases (Table 8)
         b = np.asarray(params[plan.shared_basis(entry.share).module_name]["basis"], np.float64)
-        coef = np.asarray(_stages.get_node(params, entry.path)["coef"], np.float64)
+        coef = np.asarray(pytree.get_node(params, entry.path)["coef"], np.float64)
         approx = _reference_basis_kernel(b[:, :, :entry.spec.split_size], coef, entry.spec.splits,
                                          entry.spec.num_basis, entry.spec.features)
-        kernel = np.asarray(_stages.get_node(dense_params, entry.path)["kernel"], np.float64)
+        kernel = np.asarray(pytree.get_node(dense_params, entry.path)["kernel"], np.float64)
         residual += np.sum((kernel - approx) ** 2)
         total += np.sum(kernel**2)
     assert len(entries) == 6  # the two 3x3 convs of each block; the RGB stem stays dense
@@ -181,7 +182,7 @@ def clips_dense(tmp_path_factory):
 def test_captured_layer_outputs_are_the_convolution_of_its_inputs(clips_dense):
     config, model, variables, dataset, _ = clips_dense
     batch = np.asarray(dataset.test.arrays["inputs"][:4])
-    records = fdc3d.capture_layers(model, variables, [batch], ["stem_conv", "stage1/block0/conv2"])
+    records = fdc3d_lib.capture_layers(model, variables, [batch], ["stem_conv", "stage1/block0/conv2"])
     x, y = records["stem_conv"]
     assert x.shape == (1, *batch.shape)
     np.testing.assert_allclose(x[0], batch)
@@ -215,18 +216,19 @@ def test_beta_stays_at_one_without_the_l1_penalty_and_the_identity_keeps_the_tap
     """With gamma = 0 the dense layer is the exact optimum of Eq. (8) (beta = 1); S = I keeps G = F."""
     _, model, variables, dataset, _ = clips_dense
     batch = np.asarray(dataset.test.arrays["inputs"][:8])
-    records = fdc3d.capture_layers(model, variables, [batch], ["stage1/block0/conv1"])
+    records = fdc3d_lib.capture_layers(model, variables, [batch], ["stage1/block0/conv1"])
     kernel = variables["params"]["stage1"]["block0"]["conv1"]["kernel"]
     spec = temporal.FrequencySpec(features=8, in_features=8, kernel_size=(3, 3, 3), transform="none")
-    layer = type("Layer", (), {"strides": (1, 1, 1), "padding": ((1, 1),) * 3, "input_dilation": (1, 1, 1),
-                               "kernel_dilation": (1, 1, 1)})()
-    params, history = fdc3d.fit_layer(kernel, None, *records["stage1/block0/conv1"], spec, layer, transform_steps=1,
-                                      transform_learning_rate=0.05, steps=20, gamma=0.0, learning_rate=0.01)
+    layer = dict(strides=(1, 1, 1), padding=((1, 1),) * 3, input_dilation=(1, 1, 1), kernel_dilation=(1, 1, 1))
+    params, history = fdc3d_lib.fit_layer(kernel, None, *records["stage1/block0/conv1"], spec, conv_kwargs=layer,
+                                          transform_steps=1, transform_learning_rate=0.05, steps=20, gamma=0.0,
+                                          learning_rate=0.01)
     np.testing.assert_allclose(params["beta"], np.ones(8), atol=0.02)
     np.testing.assert_allclose(params["coeffs"], kernel, rtol=1e-6, atol=1e-7)
     assert float(history[0]) < 1e-6
-    shrunk, _ = fdc3d.fit_layer(kernel, None, *records["stage1/block0/conv1"], spec, layer, transform_steps=1,
-                                transform_learning_rate=0.05, steps=20, gamma=0.5, learning_rate=0.01)
+    shrunk, _ = fdc3d_lib.fit_layer(kernel, None, *records["stage1/block0/conv1"], spec, conv_kwargs=layer,
+                                    transform_steps=1, transform_learning_rate=0.05, steps=20, gamma=0.5,
+                                    learning_rate=0.01)
     assert np.all(np.asarray(shrunk["beta"]) < 1.0)  # the l1 penalty shrinks every channel scale
 
 

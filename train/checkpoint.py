@@ -25,8 +25,8 @@ import grain
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
-from etils import epath
 
+from train import paths
 from train.errors import UserError
 
 __all__ = ["Checkpointer", "CheckpointMismatchError", "Damaged", "export", "load_export", "load_state"]
@@ -98,14 +98,15 @@ class Checkpointer:
     """Saves every ``every`` steps (and when forced), keeps the newest ``keep``.
 
     Args:
-      directory: where step directories go (created if missing).
+      directory: where step directories go (created if missing); a local
+        path or a URL such as ``gs://bucket/run/checkpoints`` (see :mod:`train.paths`).
       every: save interval in steps (``save`` skips other steps unless forced).
       keep: checkpoints kept; older ones are deleted.
       async_save: write in a background thread (arrays are copied to host
         before :meth:`save` returns, so the caller may donate them).
     """
 
-    def __init__(self, directory: str, *, every: int, keep: int, async_save: bool = True):
+    def __init__(self, directory: paths.PathLike, *, every: int, keep: int, async_save: bool = True):
         options = ocp.CheckpointManagerOptions(
             save_interval_steps=every,
             max_to_keep=keep,
@@ -113,7 +114,7 @@ class Checkpointer:
             cleanup_tmp_directories=True,
             enable_async_checkpointing=async_save,
         )
-        self.directory = os.path.abspath(directory)
+        self.directory = paths.as_path(directory)
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 
     def latest_step(self) -> int | None:
@@ -185,7 +186,7 @@ class Checkpointer:
         """How the saved array shapes differ from ``like_state``, or None (also when unreadable)."""
         try:
             with ocp.StandardCheckpointer() as reader:
-                saved = reader.metadata(os.path.join(self.directory, str(step), "state")).item_metadata.tree
+                saved = reader.metadata(self.directory / str(step) / "state").item_metadata.tree
             saved_shapes = jax.tree.map(lambda m: tuple(m.shape), saved)
         except Exception:  # noqa: BLE001 - unreadable metadata: damage, not a mismatch
             return None
@@ -205,8 +206,8 @@ class Checkpointer:
 
     def _move_aside(self, step: int, kind: str) -> str:
         """Renames step ``step`` into ``<directory>_damaged/`` (a fresh name each time)."""
-        source = epath.Path(self.directory) / str(step)
-        target_dir = epath.Path(self.directory + "_damaged")
+        source = self.directory / str(step)
+        target_dir = self.directory.parent / f"{self.directory.name}_damaged"
         target_dir.mkdir(parents=True, exist_ok=True)
         target = target_dir / f"{step}-{kind}"
         if target.exists():
@@ -232,7 +233,7 @@ def _on_one_device(metadata_tree: Any) -> Any:
     return jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), metadata_tree)
 
 
-def load_state(directory: str, step: int | None = None) -> dict:
+def load_state(directory: paths.PathLike, step: int | None = None) -> dict:
     """The ``state`` item of a train checkpoint on one device (latest step if ``step`` is None).
 
     Raises:
@@ -240,7 +241,7 @@ def load_state(directory: str, step: int | None = None) -> dict:
     """
     options = ocp.CheckpointManagerOptions(read_only=True, create=False)
     handlers = {"state": ocp.StandardCheckpointHandler()}
-    with ocp.CheckpointManager(os.path.abspath(directory), options=options, item_handlers=handlers) as manager:
+    with ocp.CheckpointManager(paths.as_path(directory), options=options, item_handlers=handlers) as manager:
         step = manager.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"no complete checkpoint in {directory}")
@@ -248,14 +249,14 @@ def load_state(directory: str, step: int | None = None) -> dict:
         return manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))).state
 
 
-def export(path: str, tree: Any) -> None:
+def export(path: paths.PathLike, tree: Any) -> None:
     """Writes ``tree`` (e.g. ``{"params": ..., "model_state": ...}``) to ``path`` (synchronously)."""
     with ocp.StandardCheckpointer() as checkpointer:
-        checkpointer.save(os.path.abspath(path), tree, force=True)
+        checkpointer.save(paths.as_path(path), tree, force=True)
 
 
-def load_export(path: str) -> Any:
+def load_export(path: paths.PathLike) -> Any:
     """Reads a tree written by :func:`export` onto one device, whatever devices wrote it."""
-    path = os.path.abspath(path)
+    path = paths.as_path(path)
     with ocp.StandardCheckpointer() as checkpointer:
         return checkpointer.restore(path, _on_one_device(checkpointer.metadata(path).item_metadata.tree))

@@ -14,7 +14,6 @@ Example::
 from __future__ import annotations
 
 import ast
-import difflib
 import importlib
 import pkgutil
 from collections.abc import Iterator, Sequence
@@ -22,7 +21,7 @@ from typing import Any
 
 import ml_collections
 
-from train.errors import UserError
+from train.errors import UserError, did_you_mean
 
 __all__ = ["available_configs", "available_experiments", "load", "apply_override", "flat_keys"]
 
@@ -46,10 +45,6 @@ def available_experiments() -> list[str]:
         names += [f"{name}:{v}" for v in variants] if variants else [name]
     return names
 
-
-def _close(word: str, choices: Sequence[str]) -> str:
-    near = difflib.get_close_matches(word, list(choices), n=3, cutoff=0.5)
-    return f"did you mean {' or '.join(map(repr, near))}? " if near else ""
 
 
 def flat_keys(config: ml_collections.ConfigDict, prefix: str = "") -> Iterator[str]:
@@ -83,7 +78,7 @@ def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
         is_leaf = depth == len(parts) - 1
         open_node = depth > 0 and parts[depth - 1] in _OPEN_NODES
         if part not in node and not (is_leaf and open_node):
-            raise UserError(f"unknown config key {key!r}; {_close(key, valid)}valid keys: {', '.join(valid)}")
+            raise UserError(f"unknown config key {key!r}; {did_you_mean(key, valid, cutoff=0.5)}valid keys: {', '.join(valid)}")
         if not is_leaf:
             node = node[part]
             if not isinstance(node, ml_collections.ConfigDict):
@@ -101,7 +96,7 @@ def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
 def _import(name: str):
     names = available_configs()
     if name not in names:
-        raise UserError(f"unknown config {name!r}; {_close(name, names)}valid configs: {', '.join(names)}")
+        raise UserError(f"unknown config {name!r}; {did_you_mean(name, names, cutoff=0.5)}valid configs: {', '.join(names)}")
     return importlib.import_module(f"train.configs.{name}")
 
 
@@ -109,7 +104,8 @@ def load(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
     """The config ``NAME`` or ``NAME:ARG`` with ``overrides`` applied and its names checked.
 
     Raises:
-      UserError: unknown config, key, dataset, model or conv method.
+      UserError: unknown config, key, dataset, model or conv method, or a
+        value out of its range (:mod:`train.validate_config`).
     """
     name, _, arg = spec.partition(":")
     module = _import(name)
@@ -117,6 +113,9 @@ def load(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
     for item in overrides:
         apply_override(config, item)
     check_names(config)
+    from train.validate_config import validate
+
+    validate(config)
     config.name = spec
     return config
 
@@ -126,18 +125,13 @@ def check_names(config: ml_collections.ConfigDict) -> None:
     from compact_jax import models
 
     from train import data
-    from train.models import CONV_METHODS, available_methods
+    from train.models import available_methods
 
     checks = (
         ("dataset", config.data.name, data.DATASETS),
         ("model", config.model.name, models.MODELS),
-        ("conv method", config.model.conv.method, tuple(CONV_METHODS)),
+        ("conv method", config.model.conv.method, available_methods()),
     )
     for what, value, valid in checks:
         if value not in valid:
-            raise UserError(f"unknown {what} {value!r}; {_close(str(value), valid)}valid: {', '.join(valid)}")
-    if config.model.conv.method not in available_methods():
-        raise UserError(
-            f"conv method {config.model.conv.method!r} is not available in this compact_jax; "
-            f"available: {', '.join(available_methods())}"
-        )
+            raise UserError(f"unknown {what} {value!r}; {did_you_mean(str(value), valid, cutoff=0.5)}valid: {', '.join(valid)}")

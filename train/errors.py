@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["UserError", "DatasetNotPreparedError", "NonFiniteLossError"]
+import difflib
+from collections.abc import Iterable
+
+__all__ = ["did_you_mean", "UserError", "DatasetNotPreparedError", "NonFiniteLossError", "RunStopped"]
 
 
 class UserError(ValueError):
@@ -19,3 +22,17 @@ class DatasetNotPreparedError(UserError):
 
 class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN / infinite loss or parameters; names the step and the last good checkpoint."""
+
+
+class RunStopped(Exception):
+    """A run was stopped by a signal (checkpoint saved); ``signal_name`` is ``"SIGTERM"`` or ``"SIGINT"``."""
+
+    def __init__(self, message: str, *, signal_name: str):
+        super().__init__(message)
+        self.signal_name = signal_name
+
+
+def did_you_mean(word: str, choices: Iterable[str], *, cutoff: float = 0.6) -> str:
+    """``"did you mean 'a' or 'b'? "`` for the choices close to ``word``, else ``""`` (for one-line errors)."""
+    near = difflib.get_close_matches(str(word), [str(c) for c in choices], n=3, cutoff=cutoff)
+    return f"did you mean {' or '.join(map(repr, near))}? " if near else ""

@@ -20,6 +20,7 @@ import time
 
 from etils import epath
 
+from train import paths
 from train.errors import UserError
 
 __all__ = ["WorkdirBusyError", "WorkdirLock"]
@@ -68,7 +69,7 @@ class WorkdirLock:
         self._held = False
 
     def _local(self) -> bool:
-        return not os.fspath(self.path).startswith(("gs://", "s3://"))
+        return not paths.is_remote(self.path)
 
     def _create(self) -> bool:
         """Creates the lock file with our content; False if it already exists."""

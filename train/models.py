@@ -6,7 +6,7 @@ The dense and compact forms of one network differ only in the factory::
       name: resnet20                  # compact_jax.models.get_model name
       kwargs: {stage_sizes: (1, 1, 1)}
       conv:
-        method: filtermap             # key of CONV_METHODS
+        method: filtermap             # a compact_jax.METHODS name or alias
         kwargs: {}                    # fields of the method's Linen module
         dense_1x1: True               # 1x1 convs stay dense (the papers' rule)
         dense_layers: ("stem_conv",)  # layer names kept dense
@@ -15,38 +15,24 @@ The dense and compact forms of one network differ only in the factory::
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
 
-from train.errors import UserError
+from train.errors import UserError, did_you_mean
 
-__all__ = ["CONV_METHODS", "available_methods", "conv_factory", "build_model"]
-
-# Method name -> class name in compact_jax.linen (present once a method lands).
-CONV_METHODS = {
-    "dense": "DenseConv",
-    "filtermap": "FilterMapConv",
-    "basis": "BasisConv",
-    "cos": "CosConv",
-    "cheb": "ChebConv",
-    "fdc3d": "FrequencyConv3D",
-}
+__all__ = ["available_methods", "conv_factory", "build_model"]
 
 
 def available_methods() -> tuple[str, ...]:
-    """Methods whose Linen module exists in this installation of ``compact_jax.linen``."""
-    from compact_jax import linen
+    """Names a config's ``model.conv.method`` accepts: every :data:`compact_jax.METHODS`
+    name followed by its aliases (``"cosine"``, ``"cos"``, ...)."""
+    from compact_jax import registry
 
-    return tuple(m for m, cls in CONV_METHODS.items() if hasattr(linen, cls))
+    return registry.method_names()
 
-
-def _close(word: str, choices: Sequence[str]) -> str:
-    near = difflib.get_close_matches(word, list(choices), n=3)
-    return f"did you mean {' or '.join(map(repr, near))}? " if near else ""
 
 
 def conv_factory(
@@ -55,7 +41,7 @@ def conv_factory(
     """A ``flax.linen.Conv``-compatible factory building ``method``'s layers.
 
     Args:
-      method: a key of :data:`CONV_METHODS`.
+      method: a :data:`compact_jax.METHODS` name or alias (``"cos"``, ``"cheb"``).
       dense_1x1: build 1x1 (1x1x1) convolutions densely.
       dense_layers: layer names (as given by the model) built densely.
       **kwargs: fields of the method's module, e.g. ``grid=(4, 4, 4)``.
@@ -63,18 +49,21 @@ def conv_factory(
     Returns:
       ``factory(features, kernel_size, **conv_kwargs) -> nn.Module``.
     """
-    from compact_jax import linen
+    from compact_jax import linen, registry
 
-    if method not in CONV_METHODS:
-        raise UserError(f"unknown conv method {method!r}; {_close(method, list(CONV_METHODS))}valid: {', '.join(CONV_METHODS)}")
-    if method not in available_methods():
-        raise UserError(
-            f"conv method {method!r} is not available (compact_jax.linen has no {CONV_METHODS[method]}); "
-            f"available: {', '.join(available_methods())}"
-        )
-    compact = functools.partial(getattr(linen, CONV_METHODS[method]), **kwargs)
+    valid = available_methods()
+    if method not in valid:
+        raise UserError(f"unknown conv method {method!r}; {did_you_mean(method, valid)}valid: {', '.join(valid)}")
+    record = registry.get_method(method)
+    cls = linen.conv_class(record)
+    fields = [f.name for f in dataclasses.fields(cls) if f.init and f.name not in ("parent", "name")]
+    for key in kwargs:
+        if key not in fields:
+            raise UserError(f"model.conv.kwargs: conv method {method!r} ({cls.__name__}) has no field {key!r}; "
+                            f"{did_you_mean(key, fields)}valid fields: {', '.join(fields)}")
+    compact = functools.partial(cls, **kwargs)
     dense_layers = tuple(dense_layers)
-    if method == "dense" or (not dense_1x1 and not dense_layers):
+    if record.name == "dense" or (not dense_1x1 and not dense_layers):
         return compact
 
     def factory(features, kernel_size, **conv_kwargs):
@@ -87,7 +76,9 @@ def conv_factory(
     return factory
 
 
-def build_model(cfg, *, num_classes: int | None = None, input_shape: Sequence[int] | None = None) -> nn.Module:
+def build_model(
+    cfg, *, num_classes: int | None = None, input_shape: Sequence[int] | None = None, dtype: str = "float32"
+) -> nn.Module:
     """The network ``cfg.name`` of ``compact_jax.models`` with ``cfg.conv``'s factory.
 
     With a compression preset (``cfg.compress.preset``, see
@@ -98,6 +89,9 @@ def build_model(cfg, *, num_classes: int | None = None, input_shape: Sequence[in
       cfg: ``config.model`` (fields ``name``, ``kwargs``, ``conv``, optional ``compress``).
       num_classes: set on models that have a ``num_classes`` field.
       input_shape: ``(N, *spatial, C)`` of an input batch (needed with a preset).
+      dtype: compute dtype, ``"float32"`` or ``"bfloat16"`` (set on the
+        model's ``dtype`` field, which its layers follow); parameters stay
+        float32.
 
     Raises:
       UserError: unknown model, model field or conv method (one line).
@@ -105,7 +99,7 @@ def build_model(cfg, *, num_classes: int | None = None, input_shape: Sequence[in
     from compact_jax import models
 
     if cfg.name not in models.MODELS:
-        raise UserError(f"unknown model {cfg.name!r}; {_close(cfg.name, models.MODELS)}valid models: {', '.join(models.MODELS)}")
+        raise UserError(f"unknown model {cfg.name!r}; {did_you_mean(cfg.name, models.MODELS)}valid models: {', '.join(models.MODELS)}")
     conv_cfg = dict(cfg.conv)
     conv = conv_factory(conv_cfg.pop("method"), **conv_cfg.pop("kwargs", {}), **conv_cfg)
     kwargs = dict(cfg.get("kwargs", {}))
@@ -117,7 +111,7 @@ def build_model(cfg, *, num_classes: int | None = None, input_shape: Sequence[in
         if not bad:
             raise
         raise UserError(
-            f"model {cfg.name!r} has no field {bad[0]!r}; {_close(bad[0], fields)}valid fields: {', '.join(fields)}"
+            f"model {cfg.name!r} has no field {bad[0]!r}; {did_you_mean(bad[0], fields)}valid fields: {', '.join(fields)}"
         ) from error
     if num_classes is not None and hasattr(model, "num_classes"):
         model = model.clone(num_classes=num_classes)
@@ -131,7 +125,19 @@ def build_model(cfg, *, num_classes: int | None = None, input_shape: Sequence[in
         from compact_jax import compress
 
         model = compress.build(resolve_plan(cfg.compress, model, input_shape))
-    return model
+    return _with_dtype(model, dtype)
+
+
+def _with_dtype(model: nn.Module, dtype: str) -> nn.Module:
+    import jax.numpy as jnp
+
+    if dtype == "float32":
+        return model
+    if dtype not in ("bfloat16",):
+        raise UserError(f"config train.compute_dtype = {dtype!r}: expected one of 'float32', 'bfloat16'")
+    if "dtype" not in {f.name for f in dataclasses.fields(model)}:
+        raise UserError(f"train.compute_dtype {dtype!r}: model {type(model).__name__} has no dtype field; use 'float32'")
+    return model.clone(dtype=jnp.dtype(dtype))
 
 
 def _fields(models, name: str) -> list[str]:

@@ -21,7 +21,10 @@ import optax
 from train import sharding
 from train.tasks import Task
 
-__all__ = ["init_state", "make_train_step", "make_eval_step", "count_params"]
+__all__ = ["NONFINITE", "init_state", "make_train_step", "make_eval_step"]
+
+#: Key of the evaluation sums counting examples with non-finite outputs.
+NONFINITE = "nonfinite_outputs"
 
 State = dict[str, Any]
 
@@ -49,18 +52,19 @@ def init_state(model: nn.Module, optimizer: optax.GradientTransformation, inputs
     return jax.jit(init, out_shardings=sharding.replicated(mesh))(inputs)
 
 
-def count_params(params) -> int:
-    """Number of scalars in a parameter tree."""
-    return sum(int(p.size) for p in jax.tree.leaves(params))
-
-
 def _apply(model, state, params, inputs, *, train: bool, rng=None):
-    """``model.apply`` returning ``(outputs, new_model_state)`` whether or not it has batch stats."""
+    """``model.apply`` returning ``(outputs, new_model_state)`` whether or not it has batch stats.
+
+    Outputs are cast to float32, so losses and metrics are computed in float32
+    whatever the model's compute dtype (e.g. bfloat16).
+    """
     variables = {"params": params, **state["model_state"]}
     rngs = {"dropout": rng} if rng is not None else None
     if train and state["model_state"]:
-        return model.apply(variables, inputs, train=True, mutable=list(state["model_state"]), rngs=rngs)
-    return model.apply(variables, inputs, train=train, rngs=rngs), state["model_state"]
+        outputs, model_state = model.apply(variables, inputs, train=True, mutable=list(state["model_state"]), rngs=rngs)
+    else:
+        outputs, model_state = model.apply(variables, inputs, train=train, rngs=rngs), state["model_state"]
+    return jax.tree.map(lambda o: jnp.asarray(o, jnp.float32), outputs), model_state
 
 
 def make_train_step(
@@ -108,11 +112,18 @@ def make_train_step(
 
 
 def make_eval_step(model: nn.Module, task: Task, mesh) -> Callable[[State, dict], dict]:
-    """The jitted ``(state, batch) -> sums`` of the task's weighted evaluation sums."""
+    """The jitted ``(state, batch) -> sums`` of the task's weighted evaluation sums.
+
+    The sums also hold ``nonfinite_outputs``: the number of (non-padding)
+    examples with a NaN or infinite output.
+    """
 
     def eval_step(state, batch):
         outputs, _ = _apply(model, state, state["params"], batch["inputs"], train=False)
-        return task.eval_sums(outputs, batch)
+        sums = dict(task.eval_sums(outputs, batch))
+        finite = jnp.all(jnp.isfinite(outputs.reshape(outputs.shape[0], -1)), axis=1)
+        sums[NONFINITE] = jnp.sum(jnp.where(finite, 0.0, batch["weights"]))
+        return sums
 
     repl, data = sharding.replicated(mesh), sharding.batch_sharded(mesh)
     return jax.jit(eval_step, in_shardings=(repl, data), out_shardings=repl)

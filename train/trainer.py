@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import signal
 import statistics
 import sys
@@ -31,7 +30,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from train import data, models, optim, sharding, steps, tasks
+from compact_jax import count_params
+from train import data, models, optim, paths, run_config, sharding, steps, tasks, validate_config
 from train.checkpoint import Checkpointer, export
 from train.errors import NonFiniteLossError
 from train.lock import WorkdirLock
@@ -66,11 +66,18 @@ class Result:
 
 
 def evaluate(eval_step, task: tasks.Task, state, *, dataset, mesh, batch_size: int, num_threads: int = 0) -> dict:
-    """Runs ``eval_step`` over every held-out example; returns ``task.summarize`` of the sums."""
+    """Runs ``eval_step`` over every held-out example; returns ``task.summarize`` of the sums.
+
+    Raises:
+      NonFiniteLossError: some example's outputs (e.g. logits) are NaN or infinite.
+    """
     total = None
     for local in data.eval_batches(dataset, global_batch_size=batch_size, num_threads=num_threads):
         sums = jax.device_get(eval_step(state, sharding.global_batch(local, mesh)))
         total = sums if total is None else jax.tree.map(np.add, total, sums)
+    bad = int(total.pop(steps.NONFINITE, 0))
+    if bad:
+        raise NonFiniteLossError(f"non-finite model outputs on {bad} evaluation examples at step {int(state['step'])}")
     return {k: float(v) if np.ndim(v) == 0 else v for k, v in task.summarize(total).items()}
 
 
@@ -110,16 +117,16 @@ def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def _checkpointer(config, workdir: str | None) -> Checkpointer | None:
+def _checkpointer(config, workdir: paths.Path | None) -> Checkpointer | None:
     tc = config.train
     if not workdir or not tc.checkpoint_every:
         return None
     return Checkpointer(
-        os.path.join(workdir, "checkpoints"), every=tc.checkpoint_every, keep=tc.keep_checkpoints, async_save=tc.async_checkpoint
+        workdir / "checkpoints", every=tc.checkpoint_every, keep=tc.keep_checkpoints, async_save=tc.async_checkpoint
     )
 
 
-def _export_dense(workdir: str, model, state: dict, inputs, writer: Writer) -> None:
+def _export_dense(workdir: paths.Path, model, state: dict, inputs, writer: Writer) -> None:
     """``WORKDIR/export_dense``: the folded dense model, every compact conv replaced by its kernel.
 
     It loads into the same network built with dense convolutions
@@ -132,22 +139,24 @@ def _export_dense(workdir: str, model, state: dict, inputs, writer: Writer) -> N
     model_state = jax.device_get(state["model_state"])
     variables = {"params": jax.device_get(state["params"]), **model_state}
     try:
-        folded = compress.fold_modules(model, variables, inputs, train=False)
+        # On the host: Orbax writes host arrays from process 0 alone (one-device arrays fail on many hosts).
+        folded = jax.device_get(compress.fold_modules(model, variables, inputs, train=False))
     except ValueError as error:
         writer.event(int(state["step"]), "export_dense_skipped", reason=str(error))
         return
-    export(os.path.join(workdir, "export_dense"), {"params": folded, "model_state": model_state})
+    export(workdir / "export_dense", {"params": folded, "model_state": model_state})
 
 
 def train(
-    config, workdir: str | None = None, *, desc: str = "train", model=None, task: tasks.Task | None = None,
+    config, workdir: paths.PathLike | None = None, *, desc: str = "train", model=None, task: tasks.Task | None = None,
     variables: dict | None = None,
 ) -> Result:
     """Trains ``config`` (see :mod:`train.configs`); logs and checkpoints go to ``workdir``.
 
     Args:
       config: an ``ml_collections.ConfigDict`` from :func:`train.config.load`.
-      workdir: run directory; None: no checkpoints, logs or export.
+      workdir: run directory, a local path or a URL such as ``gs://bucket/run``
+        (see :mod:`train.paths`); None: no checkpoints, logs or export.
       desc: label of the progress bar.
       model: train this model (``init`` / ``apply`` like a Linen module)
         instead of building ``config.model`` (compression pipelines).
@@ -155,8 +164,18 @@ def train(
       variables: start from ``{"params": ..., <model state collections>}``
         (e.g. fitted compact parameters) instead of the random init; a
         checkpoint in ``workdir`` still takes precedence (resume).
+
+    Raises:
+      UserError: before anything is built: a config value out of range
+        (:mod:`train.validate_config`), an unusable workdir, or a resume with a
+        changed config (:mod:`train.run_config`; the config is kept in
+        ``workdir/config.json``).
+      NonFiniteLossError: a non-finite loss, parameters or evaluation outputs.
     """
-    sharding.maybe_initialize_distributed(config.get("distributed", False))
+    workdir = paths.as_path(workdir) if workdir else None
+    sharding.maybe_initialize_distributed(config.get("distributed", False), **dict(config.get("cluster", {})))
+    validate_config.validate(config)
+    validate_config.check_workdir(workdir)
     lock = WorkdirLock(workdir) if workdir and jax.process_index() == 0 else None
     if lock is not None:
         lock.acquire()
@@ -168,11 +187,14 @@ def train(
 
 
 def _train(config, workdir: str | None, *, desc: str, model, task: tasks.Task | None, variables: dict | None) -> Result:
+    run_config.check_resume(config, workdir)
     mesh = sharding.make_mesh()
+    validate_config.check_devices(config, mesh.size)
     dataset = data.get_dataset(config.data.name, **config.data.get("kwargs", {}))
     inputs = jnp.zeros((1, *dataset.example()["inputs"].shape), jnp.float32)
     if model is None:
-        model = models.build_model(config.model, num_classes=dataset.num_classes, input_shape=inputs.shape)
+        model = models.build_model(config.model, num_classes=dataset.num_classes, input_shape=inputs.shape,
+                                   dtype=config.train.get("compute_dtype", "float32"))
     task = task or tasks.get_task(dataset.task, num_classes=dataset.num_classes, label_smoothing=config.get("label_smoothing", 0.0))
     total, tc = int(config.train.steps), config.train
     optimizer = optim.make_optimizer(config.optimizer, total)
@@ -196,7 +218,7 @@ def _train(config, workdir: str | None, *, desc: str, model, task: tasks.Task | 
     for d in damaged:
         writer.event(start or 0, "checkpoint_damaged", damaged_step=d.step, reason=d.reason, moved_to=d.moved_to)
     if start is not None:
-        writer.event(start, "resume", checkpoint=ckpt.directory)
+        writer.event(start, "resume", checkpoint=str(ckpt.directory))
     train_step = steps.make_train_step(
         model, optimizer, task, mesh, seed=config.seed, schedule=optim.make_schedule(config.optimizer, total),
         nan_at_step=config.get("debug_nan_at_step"),
@@ -234,8 +256,10 @@ def _train(config, workdir: str | None, *, desc: str, model, task: tasks.Task | 
             results = run_eval(state)
             writer.write(int(state["step"]), results, kind="eval")
             if workdir:
-                export(os.path.join(workdir, "export"), {"params": state["params"], "model_state": state["model_state"]})
+                export(workdir / "export", {"params": state["params"], "model_state": state["model_state"]})
                 _export_dense(workdir, model, state, inputs, writer)
+    except jax.errors.JaxRuntimeError as error:
+        raise sharding.peer_failure(error) from error
     finally:
         stop.restore()
         if ckpt is not None:
@@ -245,7 +269,7 @@ def _train(config, workdir: str | None, *, desc: str, model, task: tasks.Task | 
     return Result(
         state=state,
         metrics=results,
-        num_params=steps.count_params(state["params"]),
+        num_params=count_params(state["params"]),
         step_time=statistics.median(times[1:]) if len(times) > 1 else float("nan"),
         steps_run=len(times),
         resumed_from=start,

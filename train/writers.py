@@ -6,10 +6,16 @@ line: ``{"step": 10, "kind": "train", "loss": 0.7, ...}`` for metrics and
 back with ``[json.loads(l) for l in open(path)]``. A resumed run first drops
 the records past its restored step (they are about to be written again), so
 the file holds each step once however often a run is resumed.
+
+The workdir may be a local path or a URL (``gs://bucket/run``): every file is
+written through :mod:`train.paths` (``etils.epath``), TensorBoard's included.
+Object stores cannot append, so there a file is rewritten whole at each flush
+(metrics files are small; TensorBoard flushes every two minutes).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -19,7 +25,70 @@ from typing import Any
 import jax
 import numpy as np
 
+from train import paths
+
 __all__ = ["Writer", "read_jsonl"]
+
+
+class _AppendFile:
+    """A file opened for appending on any ``epath`` file system (``"a"`` or ``"ab"`` mode).
+
+    A local file is appended to directly. An object in a bucket cannot be
+    appended to: its old content is read once, and the whole object is
+    rewritten at every :meth:`flush` and at :meth:`close`.
+    """
+
+    def __init__(self, path: paths.PathLike, *, binary: bool = False):
+        self.path = paths.as_path(path)
+        self._binary = binary
+        self._local = None if paths.is_remote(self.path) else self.path.open("ab" if binary else "a", **self._encoding())
+        self._buffer = None
+        if self._local is None:
+            self._buffer = io.BytesIO() if binary else io.StringIO()
+            if self.path.exists():
+                self._buffer.write(self.path.read_bytes() if binary else self.path.read_text(encoding="utf-8"))
+        self.closed = False
+
+    def _encoding(self) -> dict:
+        return {} if self._binary else {"encoding": "utf-8"}
+
+    def write(self, data) -> None:
+        (self._local or self._buffer).write(data)
+
+    def flush(self) -> None:
+        if self._local is not None:
+            self._local.flush()
+        elif self._binary:
+            self.path.write_bytes(self._buffer.getvalue())
+        else:
+            self.path.write_text(self._buffer.getvalue(), encoding="utf-8")
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.flush()
+        if self._local is not None:
+            self._local.close()
+        self.closed = True
+
+
+class _RecordWriterFactory:
+    """tensorboardX's writer factory for a URL scheme: event files written through ``epath``."""
+
+    def directory_check(self, path: str) -> None:
+        paths.as_path(path).mkdir(parents=True, exist_ok=True)
+
+    def open(self, path: str) -> _AppendFile:
+        return _AppendFile(path, binary=True)
+
+
+def _summary_writer(logdir: paths.Path):
+    """A tensorboardX ``SummaryWriter`` writing to ``logdir`` (local or URL) through ``epath``."""
+    from tensorboardX import SummaryWriter, record_writer
+
+    if paths.is_remote(logdir):
+        record_writer.register_writer_factory(os.fspath(logdir).split("://")[0], _RecordWriterFactory())
+    return SummaryWriter(os.fspath(logdir))
 
 
 def _scalar(value: Any) -> Any:
@@ -34,8 +103,8 @@ class Writer:
     """JSON lines + TensorBoard + progress bar for one run.
 
     Args:
-      workdir: run directory (``metrics.jsonl`` and ``tensorboard/`` go here);
-        None: progress bar only.
+      workdir: run directory (``metrics.jsonl`` and ``tensorboard/`` go here),
+        a local path or a URL; None: progress bar only.
       total_steps: length of the progress bar.
       initial_step: where the bar starts (a resumed run).
       tensorboard: write TensorBoard event files.
@@ -47,7 +116,7 @@ class Writer:
 
     def __init__(
         self,
-        workdir: str | None,
+        workdir: paths.PathLike | None,
         *,
         total_steps: int,
         initial_step: int = 0,
@@ -67,14 +136,13 @@ class Writer:
         self._last_time, self._last_step = time.perf_counter(), initial_step
         if workdir is None:
             return
-        os.makedirs(workdir, exist_ok=True)
+        workdir = paths.as_path(workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
         if drop_after is not None:
-            _drop_after(os.path.join(workdir, "metrics.jsonl"), drop_after)
-        self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8")
+            _drop_after(workdir / "metrics.jsonl", drop_after)
+        self._jsonl = _AppendFile(workdir / "metrics.jsonl")
         if tensorboard:
-            from tensorboardX import SummaryWriter
-
-            self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+            self._tb = _summary_writer(workdir / "tensorboard")
 
     def write(self, step: int, metrics: dict[str, Any], *, kind: str = "train") -> None:
         """Logs scalar ``metrics`` of ``kind`` ("train", "eval", ...) at ``step``."""
@@ -113,12 +181,12 @@ class Writer:
             self._jsonl.close()
 
 
-def _drop_after(path: str, step: int) -> None:
-    """Rewrites ``path`` without the records whose step is larger than ``step`` (atomically)."""
-    if not os.path.exists(path):
+def _drop_after(path: paths.PathLike, step: int) -> None:
+    """Rewrites ``path`` without the records whose step is larger than ``step`` (atomically where local)."""
+    path = paths.as_path(path)
+    if not path.exists():
         return
-    with open(path, encoding="utf-8") as f:
-        lines = [line for line in f if line.strip()]
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines(keepends=True) if line.strip()]
     kept = []
     for line in lines:
         try:
@@ -129,13 +197,16 @@ def _drop_after(path: str, step: int) -> None:
             kept.append(line if line.endswith("\n") else line + "\n")
     if len(kept) == len(lines):
         return
-    temporary = f"{path}.tmp-{os.getpid()}"
+    if paths.is_remote(path):  # an object is replaced whole by one write
+        path.write_text("".join(kept), encoding="utf-8")
+        return
+    temporary = f"{os.fspath(path)}.tmp-{os.getpid()}"
     with open(temporary, "w", encoding="utf-8") as f:
         f.writelines(kept)
-    os.replace(temporary, path)
+    os.replace(temporary, os.fspath(path))
 
 
-def read_jsonl(path: str) -> list[dict]:
-    """All records of a ``metrics.jsonl`` file."""
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+def read_jsonl(path: paths.PathLike) -> list[dict]:
+    """All records of a ``metrics.jsonl`` file (local path or URL)."""
+    text = paths.as_path(path).read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]

@@ -57,9 +57,11 @@ from compact_jax.basis._paths import (
     path_macs,
 )
 from compact_jax.basis._spec import BasisSpec, basis_shape, build_bias, build_kernel, composed_kernel
+from compact_jax.protocol import Method, dense_macs
 from compact_jax.validate import check_positive_int
 
 __all__ = [
+    "METHOD",
     "BasisSpec",
     "init",
     "init_basis",
@@ -85,6 +87,7 @@ __all__ = [
     "basis_regularizer",
     "basis_shape",
     "shared_basis_fields",
+    "layer_spec",
     "gamma_filter",
     "gamma_channel",
     "gamma_split",
@@ -150,6 +153,19 @@ def shared_basis_fields(
     if tuple(kernel_size) != (kh, kw):
         raise ValueError(f"{where}: kernel_size {tuple(kernel_size)} differs from the shared basis's {(kh, kw)}")
     return m, channels
+
+
+def layer_spec(shape: dict, own: dict, shared_shape: Sequence[int] | None, *, where: str) -> BasisSpec:
+    """The spec of a Linen / NNX basis layer: its conv ``shape`` and ``own`` fields, with
+    ``num_basis`` and ``basis_in_features`` read from a shared basis of ``shared_shape`` if any."""
+    num_basis, basis_in_features = own.get("num_basis"), None
+    if shared_shape is not None:
+        num_basis, basis_in_features = shared_basis_fields(
+            shared_shape, num_basis=num_basis, kernel_size=shape["kernel_size"], where=where
+        )
+    if num_basis is None:
+        raise ValueError(f"{where}: num_basis is required without a shared basis")
+    return BasisSpec(**shape, **{**own, "num_basis": num_basis}, basis_in_features=basis_in_features)
 
 
 def num_params(spec: BasisSpec) -> int:
@@ -244,3 +260,29 @@ def optimal_splits(c: int, n: int, kh: int, kw: int) -> tuple[int, int]:
     divisors = [p for p in range(1, c + 1) if c % p == 0]
     best = min(divisors, key=lambda p: (gamma_split(m=1, n=n, s=c // p, p=p, kernel_size=(kh, kw)), abs(p - p_star)))
     return c // best, best
+
+
+def _macs(spec: BasisSpec, *, input_shape: Sequence[int], output_shape: Sequence[int]) -> int:
+    """The decomposed path (basis conv on every split, then the coefficient conv) with the
+    paper's ``m`` (no padding), when cheaper than the dense conv or when the coefficient
+    conv is larger than 1x1."""
+    positions = math.prod(output_shape[1:-1])
+    (kh, kw), (kch, kcw) = spec.kernel_size, spec.coef_kernel_size
+    s, m, p, n = spec.splits, spec.num_basis, spec.split_size, spec.features
+    decomposed = positions * (s * m * p * kh * kw + n * s * m * kch * kcw)
+    return decomposed if (kch, kcw) != (1, 1) else min(decomposed, dense_macs(spec, output_shape=output_shape))
+
+
+def _describe(spec: BasisSpec) -> str:
+    text = f"m={spec.num_basis}, s={spec.splits}, p={spec.split_size}"
+    if spec.coef_kernel_size != (1, 1):
+        text += f", coef {'x'.join(map(str, spec.coef_kernel_size))}"
+    return text
+
+
+#: Learning Filter Basis's record (see :class:`compact_jax.protocol.Method`).
+METHOD = Method(
+    name="basis", spec_cls=BasisSpec, init=init, build_kernel=build_kernel, num_params=num_params, fit=fit,
+    apply=apply, macs=_macs, describe=_describe, extras=("split_size",),
+    description="Learning Filter Basis: split-wise filters from a (shareable) small basis",
+)

@@ -21,8 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from compact_jax.validate import check_choice, check_int_tuple, check_positive_int
-from compact_jax.protocol import ConvSpec
+from compact_jax.validate import check_array, check_choice, check_int_tuple, check_positive_int
+from compact_jax.protocol import NOT_A_MODULE_FIELD, ConvSpec
 
 __all__ = [
     "BasisSpec",
@@ -78,6 +78,12 @@ class BasisSpec(ConvSpec):
         A wider (shared) basis is sliced to ``p`` channels per ``basis_slice``.
       basis_slice: ``"leading"`` (channels ``[:p]``) or ``"trailing"``
         (``[P - p:]``) of a wider basis, as in the authors' DenseNet code.
+      allow_larger: accept a layer with more weights than the dense
+        convolution it replaces (``kh kw p m + kch kcw s m n`` plus the basis
+        bias, the basis counted at the layer's own ``p`` channels, against
+        ``kh kw c n``). False by default: a ``num_basis`` that large is
+        usually a mistake; exact (full-rank) reparametrisations and the
+        authors' DenseNet setting pass True.
     """
 
     num_basis: int
@@ -85,8 +91,9 @@ class BasisSpec(ConvSpec):
     basis_bias: bool = False
     coef_kernel_size: int | tuple[int, int] = 1
     path: str = "auto"
-    basis_in_features: int | None = None
+    basis_in_features: int | None = dataclasses.field(default=None, metadata=NOT_A_MODULE_FIELD)
     basis_slice: str = "leading"
+    allow_larger: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -127,6 +134,19 @@ class BasisSpec(ConvSpec):
                 f"splits = {self.in_features} / {s} = {p}"
             )
         check_choice(f"{name}.basis_slice", self.basis_slice, SLICES)
+        if not isinstance(self.allow_larger, bool):
+            raise TypeError(f"{name}.allow_larger must be a bool, got {self.allow_larger!r}")
+        m, (kh, kw), (kch, kcw) = self.num_basis, self.kernel_size, kc
+        own = kh * kw * p * m + kch * kcw * s * m * self.features + (m if self.basis_bias else 0)
+        dense = kh * kw * self.in_features * self.features
+        if own > dense and not self.allow_larger:
+            raise ValueError(
+                f"{name}: num_basis={m} (splits={s}, coef_kernel_size={kc}) gives the layer {own} "
+                f"weights, more than the {dense} of the dense {kh}x{kw} conv with {self.in_features} -> "
+                f"{self.features} channels; use a smaller num_basis (at most "
+                f"{max(0, dense // (kh * kw * p + kch * kcw * s * self.features))} here) or pass "
+                f"allow_larger=True"
+            )
 
     @property
     def split_size(self) -> int:
@@ -169,7 +189,7 @@ def check_params(params: Any, spec: BasisSpec, *, where: str, batched: bool = Tr
     for name, shape in expected.items():
         if name not in params:
             raise ValueError(f"{where}: params lack {name!r}; expected {sorted(expected)}")
-        got = tuple(getattr(params[name], "shape", ()))
+        got = tuple(check_array(f"{where}: params[{name!r}]", params[name], floating=True).shape)
         ok = got[len(got) - len(shape) :] == shape if batched else got == shape
         if not ok or len(got) < len(shape):
             raise ValueError(f"{where}: params[{name!r}] must have shape {shape} for {spec}, got {got}")

@@ -16,7 +16,9 @@ and the input, as inside a network.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from fractions import Fraction
+from typing import Any
 
 import jax
 import numpy as np
@@ -25,7 +27,7 @@ from compact_jax import fdc3d
 from compact_jax.bench.timing import best_times, print_table
 from compact_jax.conv import conv
 
-__all__ = ["fdc3d_rows", "main"]
+__all__ = ["layer_times", "fdc3d_rows", "main"]
 
 HEADER = (
     "layer", "fwd ms", "train ms", "fwd speed-up", "train speed-up", "Eq.13 speed-up",
@@ -38,6 +40,36 @@ def _pruned_layer(spec: fdc3d.FrequencySpec, kernel, beta, p_c: Fraction, p_t: F
     params = fdc3d.fit(kernel, spec)
     params["beta"] = beta
     return fdc3d.prune(params, spec, p_c=float(p_c), p_t=float(p_t))
+
+
+def layer_times(
+    kernel: jax.Array,
+    layers: Mapping[str, tuple[dict, fdc3d.FrequencySpec]],
+    x: jax.Array,
+    *,
+    conv_kwargs: Mapping[str, Any] | None = None,
+    path: str = "auto",
+    rounds: int = 1,
+    repeats: int = 3,
+    backward: bool = True,
+    min_seconds: float | None = None,
+) -> dict[str, tuple[float, float]]:
+    """Seconds of a dense 3-D layer and of FDC3D layers on ``x``: ``name -> (forward, train step)``.
+
+    The dense DHWIO ``kernel`` runs with both 3-D convolution implementations
+    (``"dense (xla)"``, ``"dense (frames)"``); each ``label -> (params, spec)``
+    of ``layers`` runs :func:`compact_jax.fdc3d.apply` with ``path``. Timed by
+    :func:`compact_jax.bench.timing.best_times` (``nan`` train steps when
+    ``backward`` is false).
+    """
+    conv_kwargs = dict(conv_kwargs or {})
+    variants = {
+        f"dense ({impl})": (lambda k, x, impl=impl: conv(x, k, impl=impl, **conv_kwargs), kernel)
+        for impl in ("xla", "frames")
+    }
+    for label, (params, spec) in layers.items():
+        variants[label] = (lambda p, x, s=spec: fdc3d.apply(p, x, s, path=path, **conv_kwargs), params)
+    return best_times(variants, x, rounds=rounds, repeats=repeats, backward=backward, min_seconds=min_seconds)
 
 
 def fdc3d_rows(
@@ -69,19 +101,16 @@ def fdc3d_rows(
     out_positions = batch * frames * size * size
     dense_macs = out_positions * 9 * temporal_size * channels * channels
 
-    variants = {
-        f"dense conv3d ({impl})": (lambda k, x, impl=impl: conv(x, k, impl=impl), kernel)
-        for impl in ("xla", "frames")
-    }
-    pruned_specs = {}
+    pruned_specs, layers = {}, {}
     for p_c, p_t in SETTINGS:
         params, pruned = _pruned_layer(spec, kernel, beta, p_c, p_t)
         name = f"FDC3D p_c={p_c} p_t={p_t} (c'={pruned.num_channels}, t'={pruned.num_rows})"
         pruned_specs[name] = (pruned, p_c, p_t)
-        variants[name] = (lambda p, x, s=pruned: fdc3d.apply(p, x, s, path="frequency"), params)
-    seconds = best_times(variants, x, rounds=1, repeats=repeats, backward=backward)
+        layers[name] = (params, pruned)
+    times = layer_times(kernel, layers, x, path="frequency", repeats=repeats, backward=backward)
+    seconds = {name.replace("dense ", "dense conv3d "): value for name, value in times.items()}
 
-    measured = [(name, *seconds[name], 1.0, 1.0, 1.0) for name in list(variants)[:2]]
+    measured = [(name, *seconds[name], 1.0, 1.0, 1.0) for name in list(seconds)[:2]]
     for name, (pruned, p_c, p_t) in pruned_specs.items():
         times = seconds[name]
         maps = pruned.num_channels * pruned.num_rows

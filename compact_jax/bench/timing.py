@@ -10,6 +10,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from compact_jax.report import format_table
+
 __all__ = ["time_jitted", "step_fns", "best_times", "print_table"]
 
 
@@ -60,36 +62,25 @@ def best_times(
     rounds: int = 3,
     repeats: int = 3,
     backward: bool = True,
+    min_seconds: float | None = None,
 ) -> dict[str, tuple[float, float]]:
     """Fastest (forward, forward+backward) seconds of each ``name -> (forward, params)``.
 
     The variants are timed in turn, ``rounds`` times: they see the same
     machine load, and the minimum discards rounds slowed by other processes.
-    The backward time is ``nan`` when ``backward`` is false.
+    The backward time is ``nan`` when ``backward`` is false; ``min_seconds``
+    as in :func:`time_jitted`.
     """
     fns = {name: (step_fns(fwd), params) for name, (fwd, params) in variants.items()}
     best = {name: (float("inf"), float("inf") if backward else float("nan")) for name in fns}
     for _ in range(rounds):
         for name, ((fwd, train), params) in fns.items():
-            f = time_jitted(fwd, params, x, repeats=repeats)
-            t = time_jitted(train, params, x, repeats=repeats) if backward else float("nan")
+            f = time_jitted(fwd, params, x, repeats=repeats, min_seconds=min_seconds)
+            t = time_jitted(train, params, x, repeats=repeats, min_seconds=min_seconds) if backward else float("nan")
             best[name] = (min(best[name][0], f), min(best[name][1], t) if backward else t)
     return best
 
 
 def print_table(header: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str = "") -> None:
-    """Prints a plain fixed-width table (floats with 3 significant digits)."""
-
-    def fmt(v: Any) -> str:
-        if isinstance(v, float):
-            return f"{v:.3g}"
-        return str(v)
-
-    cells = [[fmt(v) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(header)]
-    if title:
-        print(f"\n{title}")
-    print("  ".join(h.rjust(w) for h, w in zip(header, widths)))
-    print("  ".join("-" * w for w in widths))
-    for row in cells:
-        print("  ".join(c.rjust(w) for c, w in zip(row, widths)))
+    """Prints :func:`compact_jax.report.format_table` (right-aligned; floats with 3 significant digits)."""
+    print(("\n" if title else "") + format_table(header, rows, left=0, title=title))

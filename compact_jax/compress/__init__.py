@@ -34,6 +34,23 @@ Example (3D-FilterMap on every k x k conv of a trained ResNet-18)::
     logits = compact.apply({**dense_variables, "params": params}, images, train=False)
     dense_params = compress.fold(plan, params)                # loads into `model`
 
+Named policies from the papers, with how each paper counts parameters, are
+:data:`PRESETS` (:func:`get_preset`; :mod:`compact_jax.report` prints them).
+
+Sizes need no compute: ApproxConv's ResNet-32 preset (Table 1: 0.46M -> 0.27M
+parameters), counted on the shapes of the dense and compact models:
+
+>>> import jax
+>>> import jax.numpy as jnp
+>>> from compact_jax import compress, count_params, models
+>>> model = models.get_model("resnet32", num_classes=10)
+>>> plan = compress.resolve(compress.get_preset("approx-resnet32").policy, model, (1, 32, 32, 3))
+>>> def size(m):
+...     init = lambda: m.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False)
+...     return count_params(jax.eval_shape(init)["params"])
+>>> size(model), size(compress.build(plan))
+(464154, 269594)
+
 ``fold(fit(W)) == W`` wherever the method is lossless: ``N = K`` harmonics, a
 full-rank basis (``m >= kh*kw*p``), FDC3D without pruning, and a FilterMap
 whose filters do not overlap (strides ``(kh, kw, C)``).
@@ -51,6 +68,19 @@ from compact_jax.compress._build import CompactModel, DispatchConv
 from compact_jax.compress._fit import fit_sliced_basis
 from compact_jax.compress._plan import LayerPlan, Plan, SharedBasisPlan
 from compact_jax.compress._policy import METHODS, Policy, Rule, expand_runs, per_group_rules
+from compact_jax.compress._presets import (
+    ALL,
+    CATEGORIES,
+    CONV_WEIGHTS,
+    FILTER_BASIS,
+    PER_BLOCK,
+    PRESETS,
+    Counting,
+    ModelSetting,
+    PaperFigure,
+    Preset,
+    get_preset,
+)
 from compact_jax.compress._trace import NORM_TYPES, ConvLayer, ModelTrace, trace_model
 
 __all__ = [
@@ -75,6 +105,18 @@ __all__ = [
     "fold_modules",
     "fit_sliced_basis",
     "compress",
+    # named policies from the papers, with their counting conventions
+    "PRESETS",
+    "get_preset",
+    "Preset",
+    "ModelSetting",
+    "PaperFigure",
+    "Counting",
+    "CATEGORIES",
+    "ALL",
+    "FILTER_BASIS",
+    "PER_BLOCK",
+    "CONV_WEIGHTS",
 ]
 
 

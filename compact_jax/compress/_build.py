@@ -12,7 +12,7 @@ and handed to the layers using them.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import flax.linen as nn
@@ -25,25 +25,13 @@ from compact_jax.layer import canonical_kernel_size
 __all__ = ["DispatchConv", "CompactModel", "build"]
 
 
-class DispatchConv(nn.Module):
+class DispatchConv(linen.ConvFields):
     """A ``flax.linen.Conv``-compatible factory target that runs the planned layer.
 
     Takes ``flax.linen.Conv``'s fields (what the model passes) plus ``plan``
     and ``shared`` (the shared-basis modules by key).
     """
 
-    features: int
-    kernel_size: int | Sequence[int]
-    strides: Any = 1
-    padding: Any = "SAME"
-    input_dilation: Any = 1
-    kernel_dilation: Any = 1
-    feature_group_count: int = 1
-    use_bias: bool = True
-    dtype: Any = None
-    param_dtype: Any = jnp.float32
-    precision: Any = None
-    bias_init: Any = nn.initializers.zeros_init()
     plan: Plan | None = None
     shared: Mapping[str, Any] | None = None
 
@@ -63,14 +51,11 @@ class DispatchConv(nn.Module):
                 f"(groups {self.feature_group_count}), but the plan holds {layer.kernel_size} to "
                 f"{layer.features} (groups {layer.feature_group_count}); resolve the plan on this model"
             )
-        fields = entry.linen_fields()
-        if entry.share is not None:
-            fields["basis"] = self.shared[entry.share]
-        module = entry.entry.linen_cls(
-            features=self.features, kernel_size=kernel_size, strides=self.strides, padding=self.padding,
-            input_dilation=self.input_dilation, kernel_dilation=self.kernel_dilation,
-            feature_group_count=self.feature_group_count, use_bias=self.use_bias, dtype=self.dtype,
-            param_dtype=self.param_dtype, precision=self.precision, bias_init=self.bias_init, **fields,
+        extra = {} if entry.share is None else {"basis": self.shared[entry.share]}
+        module = linen.conv_class(entry.record).from_spec(
+            entry.spec, strides=self.strides, padding=self.padding, input_dilation=self.input_dilation,
+            kernel_dilation=self.kernel_dilation, use_bias=self.use_bias, dtype=self.dtype,
+            param_dtype=self.param_dtype, precision=self.precision, bias_init=self.bias_init, **extra,
         )
         nn.share_scope(self, module)
         spec = module.spec(int(inputs.shape[-1]))

@@ -14,13 +14,13 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from compact_jax import basis, fdc3d
 from compact_jax.compress._plan import LayerPlan, Plan
+from compact_jax.pytree import copy_tree as _copy_tree, get_node as _node, set_node as _set
 
 __all__ = ["fit", "fit_sliced_basis"]
 
@@ -34,37 +34,13 @@ def _jit(fn):
     return jax.jit(fn, static_argnums=(1,))
 
 
-def _fit_one(module, kernel, spec):
-    return _jit(module.fit)(kernel, spec)
+def _fit_one(fit_fn, kernel, spec):
+    return _jit(fit_fn)(kernel, spec)
 
 
 @functools.cache
-def _kernel_fn(module):
-    return functools.partial(module.build_kernel, precision=_HIGHEST)
-
-
-def _copy_tree(params: Any) -> dict:
-    params = flax.core.unfreeze(params) if isinstance(params, flax.core.FrozenDict) else params
-    if not isinstance(params, Mapping):
-        raise TypeError(f"params must be a nested dict (a model's 'params' collection), got {type(params).__name__}")
-    return {k: _copy_tree(v) if isinstance(v, Mapping) else v for k, v in params.items()}
-
-
-def _node(tree: dict, path: str, where: str) -> dict:
-    node = tree
-    for part in path.split("/"):
-        if not isinstance(node, Mapping) or part not in node:
-            raise ValueError(f"{where}: params have no entry for layer {path!r} (missing {part!r})")
-        node = node[part]
-    return node
-
-
-def _set(tree: dict, path: str, value: dict) -> None:
-    *parents, last = path.split("/")
-    node = tree
-    for part in parents:
-        node = node[part]
-    node[last] = value
+def _kernel_fn(build_kernel):
+    return functools.partial(build_kernel, precision=_HIGHEST)
 
 
 def _expect_keys(node: Mapping, expected: set[str], path: str, where: str, hint: str) -> None:
@@ -96,10 +72,10 @@ def _fit_frequency(kernel: jax.Array, entry: LayerPlan) -> tuple[dict, Any]:
     """
     spec = entry.spec
     if entry.prune is None:
-        return _fit_one(fdc3d, kernel, spec), spec
+        return _fit_one(fdc3d.fit, kernel, spec), spec
     p_c, p_t = entry.prune
     full = dataclasses.replace(spec, kept_rows=None, kept_channels=None)
-    params = _fit_one(fdc3d, kernel, full)
+    params = _fit_one(fdc3d.fit, kernel, full)
     coeffs = params["coeffs"]
     norms = jnp.sqrt(jnp.sum(coeffs**2, axis=(0, 1, 2, 4)))
     safe = jnp.where(norms > 0, norms, 1.0)
@@ -193,12 +169,12 @@ def fit(plan: Plan, params: Any, *, steps: int = 10) -> tuple[Plan, dict]:
             continue
         node = _node(source, entry.path, where)
         kernel = _dense_kernel(node, entry, where)
-        if entry.method == "fdc3d":
+        if entry.prune is not None:
             compact, spec = _fit_frequency(kernel, entry)
             if spec != entry.spec:
                 specs[entry.path] = spec
         else:
-            compact = _fit_one(entry.entry.module, kernel, entry.spec)
+            compact = _fit_one(entry.record.fit, kernel, entry.spec)
         if "bias" in node:
             compact["bias"] = node["bias"]
         _set(out, entry.path, compact)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import Any
 
 import flax.linen as nn
@@ -11,21 +10,22 @@ import jax
 from compact_jax import basis
 from compact_jax.compress._fit import _HIGHEST, _copy_tree, _expect_keys, _jit, _kernel_fn, _node, _set
 from compact_jax.compress._plan import Plan
+from compact_jax.protocol import Method
 
 __all__ = ["fold", "fold_modules"]
 
 
-def _folded_kernel(method: ModuleType, compact: dict, spec: Any, path: str, where: str):
+def _folded_kernel(method: Method, compact: dict, spec: Any, path: str, where: str):
     """``(kernel, extra_bias)`` of one layer: ``method.build_kernel``; a basis bias goes to the conv bias."""
-    if method is basis:
+    if method is basis.METHOD:
         if spec.coef_kernel_size != (1, 1):
             raise ValueError(
                 f"{where}: layer {path!r} uses a {spec.coef_kernel_size} coefficient conv, so it is two "
                 f"convolutions with no single {spec.kernel_size} kernel and cannot be folded into the dense model"
             )
         bias = basis.build_bias(compact, spec, precision=_HIGHEST) if spec.basis_bias else None
-        return _jit(_kernel_fn(basis))(compact, spec), bias
-    return _jit(_kernel_fn(method))(compact, spec), None
+        return _jit(_kernel_fn(basis.build_kernel))(compact, spec), bias
+    return _jit(_kernel_fn(method.build_kernel))(compact, spec), None
 
 
 def _dense_node(kernel, extra_bias, bias, path: str, where: str) -> dict:
@@ -52,10 +52,10 @@ def fold(plan: Plan, params: Any) -> dict:
         compact = {k: v for k, v in node.items() if k != "bias"}
         if entry.share is not None:
             compact["basis"] = source[plan.shared_basis(entry.share).module_name]["basis"]
-        shapes = jax.eval_shape(lambda k, s=entry.spec: entry.entry.module.init(k, s), jax.random.key(0))
+        shapes = jax.eval_shape(lambda k, s=entry.spec: entry.record.init(k, s), jax.random.key(0))
         _expect_keys(compact, set(shapes), entry.path, where,
                      f"the {entry.method} layer's params: pass the compact model's params")
-        kernel, extra_bias = _folded_kernel(entry.entry.module, compact, entry.spec, entry.path, where)
+        kernel, extra_bias = _folded_kernel(entry.record, compact, entry.spec, entry.path, where)
         _set(out, entry.path, _dense_node(kernel, extra_bias, node.get("bias"), entry.path, where))
     for group in plan.shared:
         del out[group.module_name]

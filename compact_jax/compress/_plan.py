@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from compact_jax import fdc3d
-from compact_jax.compress._policy import METHODS, MethodEntry, Policy, Rule
+from compact_jax.compress._policy import METHODS, Policy, Rule
 from compact_jax.compress._trace import ConvLayer, ModelTrace
-from compact_jax.protocol import ConvSpec
+from compact_jax.protocol import ConvSpec, Method
 
 __all__ = ["LayerPlan", "SharedBasisPlan", "Plan", "resolve"]
 
@@ -25,7 +25,7 @@ class LayerPlan:
 
     Attributes:
       layer: the traced convolution.
-      method: a name of :data:`compact_jax.compress.METHODS`.
+      method: a name of :data:`compact_jax.METHODS`.
       spec: the method's spec for this layer.
       rule: index of the winning rule in the policy (None: the default).
       share: key of the shared basis the layer uses (basis only), or None.
@@ -41,19 +41,13 @@ class LayerPlan:
     prune: tuple[float, float] | None = None
 
     @property
-    def entry(self) -> MethodEntry:
+    def record(self) -> Method:
+        """The method's record (:data:`compact_jax.METHODS`)."""
         return METHODS[self.method]
 
     @property
     def path(self) -> str:
         return self.layer.path
-
-    def linen_fields(self) -> dict[str, Any]:
-        """The Linen module's method fields, read from the spec (``grid``, ``harmonics``, ...)."""
-        cls = self.entry.linen_cls
-        base = {f.name for f in dataclasses.fields(METHODS["dense"].linen_cls)}
-        names = [f.name for f in dataclasses.fields(cls) if f.name not in base and f.name not in ("parent", "name")]
-        return {n: getattr(self.spec, n) for n in names if hasattr(self.spec, n)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,7 +123,7 @@ def _shape_text(layer: ConvLayer) -> str:
     return f"({ks} conv {layer.in_features}->{layer.features}{groups})"
 
 
-def _spec_fields(layer: ConvLayer, entry: MethodEntry, options: Mapping[str, Any]) -> tuple[dict, Any]:
+def _spec_fields(layer: ConvLayer, entry: Method, options: Mapping[str, Any]) -> tuple[dict, Any]:
     """Spec keyword arguments from rule options; also the FDC3D prune fractions."""
     opts = {name: (value(layer) if callable(value) else value) for name, value in options.items()}
     prune = None

@@ -17,55 +17,14 @@ import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from compact_jax import basis, dense, fdc3d, filtermap, linen, series
+from compact_jax import registry
 from compact_jax.validate import check_positive_int
-from compact_jax.protocol import ConvSpec
 
-__all__ = ["MethodEntry", "METHODS", "Rule", "Policy", "per_group_rules", "expand_runs", "SHARE_FIELDS"]
+__all__ = ["METHODS", "Rule", "Policy", "per_group_rules", "expand_runs", "SHARE_FIELDS"]
 
-_CONV_FIELDS = frozenset(f.name for f in dataclasses.fields(ConvSpec))
+#: The method registry (:data:`compact_jax.METHODS`): names accepted by :class:`Rule`.
+METHODS = registry.METHODS
 
-
-@dataclasses.dataclass(frozen=True)
-class MethodEntry:
-    """How a method name maps to its module, spec class and Linen module.
-
-    Attributes:
-      name: the name used in rules.
-      module: the method module (:mod:`compact_jax.protocol`).
-      spec_cls: its spec class.
-      linen_cls: its Linen module (a :class:`compact_jax.linen.CompactConv`).
-      fixed: spec fields the name fixes (``family`` for the series kernels).
-      extra: options handled by the policy rather than the spec.
-    """
-
-    name: str
-    module: types.ModuleType
-    spec_cls: type
-    linen_cls: type
-    fixed: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    extra: tuple[str, ...] = ()
-
-    @property
-    def options(self) -> tuple[str, ...]:
-        """Option names a rule may give: the spec's own fields plus :attr:`extra`."""
-        own = [f.name for f in dataclasses.fields(self.spec_cls) if f.name not in _CONV_FIELDS]
-        return tuple(n for n in own if n not in self.fixed) + self.extra
-
-
-METHODS: Mapping[str, MethodEntry] = types.MappingProxyType({
-    "dense": MethodEntry("dense", dense, dense.DenseSpec, linen.DenseConv),
-    "filtermap": MethodEntry("filtermap", filtermap, filtermap.FilterMapSpec, linen.FilterMapConv),
-    "cosine": MethodEntry("cosine", series, series.SeriesSpec, linen.CosConv, {"family": "cosine"}),
-    "chebyshev": MethodEntry(
-        "chebyshev", series, series.SeriesSpec, linen.ChebConv, {"family": "chebyshev"}
-    ),
-    "basis": MethodEntry("basis", basis, basis.BasisSpec, linen.BasisConv, extra=("split_size",)),
-    "fdc3d": MethodEntry(
-        "fdc3d", fdc3d, fdc3d.FrequencySpec, linen.FrequencyConv3D, extra=("p_c", "p_t")
-    ),
-})
-"""Method names accepted by :class:`Rule`."""
 
 #: Names a ``Rule.share`` template may use (see :class:`Rule`).
 SHARE_FIELDS = ("path", "parent", "stage", "name", "in_features", "features")
@@ -122,7 +81,7 @@ class Rule:
         Rule(path="block*/conv[12]", method="basis", options={"num_basis": 32}, share="{parent}")
 
     Attributes:
-      method: one of :data:`METHODS`.
+      method: a name (or alias) of :data:`compact_jax.METHODS`.
       path: a glob over the ``/``-joined path (``*`` also crosses ``/``) or
         ``"re:<regex>"`` (full match).
       kernel: ``None`` (any), an exact size ``"3x3"`` / ``"1x1x1"``, or a
@@ -156,8 +115,10 @@ class Rule:
     optional: bool = False
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"Rule.method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        try:
+            object.__setattr__(self, "method", registry.get_method(self.method).name)
+        except ValueError:
+            raise ValueError(f"Rule.method must be one of {', '.join(METHODS)}, got {self.method!r}") from None
         _path_predicate(self.path)
         _kernel_predicate(self.kernel)
         if self.in_features is not None:
@@ -231,8 +192,10 @@ class Policy:
             if not isinstance(rule, Rule):
                 raise TypeError(f"Policy.rules[{i}] must be a Rule, got {type(rule).__name__}")
         object.__setattr__(self, "rules", rules)
-        if self.default not in METHODS:
-            raise ValueError(f"Policy.default must be one of {', '.join(METHODS)}, got {self.default!r}")
+        try:
+            object.__setattr__(self, "default", registry.get_method(self.default).name)
+        except ValueError:
+            raise ValueError(f"Policy.default must be one of {', '.join(METHODS)}, got {self.default!r}") from None
 
     def __add__(self, other: Policy) -> Policy:
         """Rules of ``self`` first, then ``other``'s (``self``'s default and name)."""
@@ -245,6 +208,10 @@ def expand_runs(config: str | Sequence[int]) -> tuple[int, ...]:
     """Run-length values in the papers' notation: ``"7x3,6x2"`` -> ``(7, 7, 7, 6, 6)``.
 
     Plain numbers stand for one value each: ``"6,3,3,3,2"`` -> ``(6, 3, 3, 3, 2)``.
+
+    Raises:
+      ValueError: an unparsable entry, a value or repeat count below 1
+        (``"0,3"``, ``"7x0"``), or an empty config.
     """
     if isinstance(config, str):
         values: list[int] = []
@@ -252,7 +219,13 @@ def expand_runs(config: str | Sequence[int]) -> tuple[int, ...]:
             match = re.fullmatch(r"(\d+)(?:[x\u00d7*](\d+))?", token)
             if not match:
                 raise ValueError(f"expected values such as '6,3,3' or runs such as '7x3,6x2', got {config!r}")
-            values += [int(match.group(1))] * int(match.group(2) or 1)
+            value, repeat = int(match.group(1)), int(match.group(2) or 1)
+            if value < 1 or repeat < 1:
+                what = f"value {value}" if value < 1 else f"repeat count {repeat}"
+                raise ValueError(f"config {config!r}: entry {token!r} has {what}; values and repeat counts must be >= 1")
+            values += [value] * repeat
+        if not values:
+            raise ValueError(f"config {config!r} is empty; expected values such as '6,3,3' or runs such as '7x3'")
         return tuple(values)
     return tuple(check_positive_int(f"config[{i}]", v) for i, v in enumerate(config))
 

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from compact_jax import arith
+from compact_jax.validate import check_int_tuple
 
 __all__ = ["ConvLayer", "DenseLayer", "ModelTrace", "trace_model", "NORM_TYPES"]
 
@@ -181,11 +182,18 @@ def trace_model(
     """Traces ``model`` on an abstract input of ``input_shape`` (no compute).
 
     Raises:
-      TypeError: ``model`` has no ``conv`` field.
+      TypeError: ``model`` has no ``conv`` field; ``input_shape`` is not a
+        sequence of ints.
+      ValueError: an ``input_shape`` entry (batch, spatial size or channels)
+        is 0 or negative, or it has fewer than 3 entries.
       ValueError: a convolution does not go through the ``conv`` factory.
     """
     _check_model(model)
-    input_shape = tuple(int(v) for v in input_shape)
+    input_shape = check_int_tuple("input_shape", input_shape, minimum=1, broadcast=False)
+    if len(input_shape) < 3:
+        raise ValueError(
+            f"input_shape must be (N, *spatial, C) with at least one spatial dim, got {input_shape}"
+        )
     call_kwargs = {"train": False} if call_kwargs is None else dict(call_kwargs)
     layers: list[ConvLayer] = []
     dense_layers: list[DenseLayer] = []

@@ -31,7 +31,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from compact_jax import basis, compress, filtermap, series
+from compact_jax import basis, compress, filtermap, registry, series
+from compact_jax.experiments._error import relative_error
 from compact_jax.experiments._frequency import (
     PRUNING_METHODS,
     fit_frequency_layer,
@@ -42,6 +43,7 @@ from compact_jax.experiments._frequency import (
     pruning_comparison,
     transform_kernel,
 )
+from compact_jax.pytree import leaf_paths
 from compact_jax.validate import check_int_tuple, check_positive_int
 
 __all__ = [
@@ -67,21 +69,6 @@ __all__ = [
 ]
 
 
-def relative_error(approx: Any, target: Any) -> float:
-    """``||approx - target||_F / ||target||_F`` in float64.
-
-    Raises:
-      ValueError: different shapes, or an all-zero ``target``.
-    """
-    approx, target = np.asarray(approx, np.float64), np.asarray(target, np.float64)
-    if approx.shape != target.shape:
-        raise ValueError(f"relative_error: approx shape {approx.shape} differs from target shape {target.shape}")
-    norm = np.linalg.norm(target)
-    if norm == 0:
-        raise ValueError("relative_error: target is all zeros; the relative error is undefined")
-    return float(np.linalg.norm(approx - target) / norm)
-
-
 def _kernel_hwio(kernel: Any, where: str) -> np.ndarray:
     kernel = np.asarray(kernel)
     if kernel.ndim != 4:
@@ -104,12 +91,12 @@ def conv_kernels(params: Any, *, min_size: int = 2) -> dict[str, np.ndarray]:
     """
     min_size = check_positive_int("min_size", min_size)
     out = {}
-    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-        keys = [getattr(k, "key", getattr(k, "name", k)) for k in path]
-        if not keys or keys[-1] != "kernel" or np.ndim(leaf) < 3:
+    for path, leaf in leaf_paths(params):
+        parent, _, name = path.rpartition("/")
+        if name != "kernel" or np.ndim(leaf) < 3:
             continue
         if all(k >= min_size for k in np.shape(leaf)[:-2]):
-            out["/".join(str(k) for k in keys[:-1])] = np.asarray(leaf)
+            out[parent] = np.asarray(leaf)
     return out
 
 
@@ -220,7 +207,9 @@ def basis_sweep(kernel: Any, num_bases: Iterable[int], *, splits: int = 1) -> li
     dense = math.prod(kernel.shape)
     records = []
     for m in num_bases:
-        spec = basis.BasisSpec(features=c_out, in_features=c_in, kernel_size=(kh, kw), num_basis=m, splits=splits)
+        # A sweep may go past the dense size (param_fraction > 1) on purpose.
+        spec = basis.BasisSpec(features=c_out, in_features=c_in, kernel_size=(kh, kw), num_basis=m, splits=splits,
+                               allow_larger=True)
         approx = _closed_form(basis, kernel, spec)
         records.append(dict(num_basis=m, num_params=basis.num_params(spec),
                             param_fraction=basis.num_params(spec) / dense, error=relative_error(approx, kernel)))
@@ -308,10 +297,6 @@ def curves(records: Sequence[Mapping[str, Any]], *, x: str, y: str = "error",
     return out
 
 
-# Method names of the train package's configs that differ from compress.METHODS.
-_METHOD_ALIASES = {"cos": "cosine", "cheb": "chebyshev"}
-
-
 def policy_from_conv_config(
     method: str,
     *,
@@ -327,17 +312,16 @@ def policy_from_conv_config(
     dense, every other convolution gets ``method`` with ``options``.
 
     Args:
-      method: a :data:`compact_jax.compress.METHODS` name, or the configs'
-        short names ``"cos"`` / ``"cheb"``.
+      method: a :data:`compact_jax.METHODS` name or alias (the configs' ``"cos"`` / ``"cheb"``).
       options: the method's hyperparameters (``grid``, ``harmonics``, ...).
       dense_1x1: keep 1x1 (1x1x1) convolutions dense.
       dense_layers: layer paths kept dense.
       name: the policy's label in reports.
     """
-    method = _METHOD_ALIASES.get(method, method)
-    if method not in compress.METHODS:
-        valid = sorted(set(compress.METHODS) | set(_METHOD_ALIASES))
-        raise ValueError(f"policy_from_conv_config: unknown method {method!r}; valid: {', '.join(valid)}")
+    try:
+        method = registry.get_method(method).name
+    except ValueError as err:
+        raise ValueError(f"policy_from_conv_config: {err}") from None
     if isinstance(dense_layers, str):
         raise TypeError(f"dense_layers must be a sequence of layer paths, got the string {dense_layers!r}")
     rules = [compress.Rule(path=path, method="dense", optional=True) for path in dense_layers]

@@ -26,13 +26,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from jax import lax
 
 from compact_jax import fdc3d
 from compact_jax.fdc3d import TRANSFORM_PARAM
+from compact_jax.experiments._error import relative_error
 from compact_jax.validate import check_choice, check_int, check_positive_int
-from compact_jax.bench.timing import time_jitted
+from compact_jax.bench.fdc3d import layer_times
 from compact_jax.conv import conv
 
 __all__ = [
@@ -50,8 +49,6 @@ __all__ = [
 #: Label -> ``FrequencySpec.transform`` of the three single-layer pruning methods.
 PRUNING_METHODS = {"min-l2": "none", "DCT": "dct", "learned": "learned_householder"}
 
-_CONV_KEYS = ("strides", "padding", "input_dilation", "kernel_dilation")
-
 
 def _kernel_dhwio(kernel: Any, where: str) -> jax.Array:
     kernel = jnp.asarray(kernel)
@@ -62,9 +59,9 @@ def _kernel_dhwio(kernel: Any, where: str) -> jax.Array:
 
 def _conv_kwargs(conv_kwargs: Mapping[str, Any] | None) -> dict:
     conv_kwargs = dict(conv_kwargs or {})
-    unknown = sorted(set(conv_kwargs) - set(_CONV_KEYS))
+    unknown = sorted(set(conv_kwargs) - set(fdc3d.CONV_KEYS))
     if unknown:
-        raise ValueError(f"conv_kwargs may hold {', '.join(_CONV_KEYS)}; got unknown keys {unknown}")
+        raise ValueError(f"conv_kwargs may hold {', '.join(fdc3d.CONV_KEYS)}; got unknown keys {unknown}")
     return conv_kwargs
 
 
@@ -92,8 +89,9 @@ def fit_frequency_layer(
               + \\lambda \\frac{\\|G\\|_{2,1}}{\\|K\\|_F},
               \\quad y = \\mathrm{conv}(x, K),\\; y' = \\mathrm{conv}(x, S^T G),
 
-    both terms scale-free. ``S`` stays exactly orthogonal (its
-    parametrisation). The whole loop is one jitted ``lax.scan``.
+    both terms scale-free: :func:`compact_jax.fdc3d.fit_outputs` over ``S``
+    and ``G`` with ``beta`` fixed at 1. ``S`` stays exactly orthogonal (its
+    parametrisation).
 
     Args:
       kernel: the trained dense DHWIO kernel ``(t, kh, kw, C_in, C_out)``.
@@ -117,39 +115,12 @@ def fit_frequency_layer(
     conv_kwargs = _conv_kwargs(conv_kwargs)
     spec = frequency_spec(kernel, transform=transform)
     x = jnp.asarray(x, kernel.dtype)
-    params = fdc3d.fit(kernel, spec)
-    beta = params.pop("beta")
     target = conv(x, kernel, **conv_kwargs)
-    power = jnp.mean(target**2)
-    kernel_norm = jnp.linalg.norm(kernel)
-    # Adam steps have the size of the learning rate: coefficients are optimised
-    # in units of the kernel's rms value so that the rate is scale-free.
-    unit = kernel_norm / np.sqrt(kernel.size)
-    params["coeffs"] = params["coeffs"] / unit
-    optimizer = optax.adam(learning_rate)
-
-    def layer_params(trainable):
-        return {**trainable, "coeffs": trainable["coeffs"] * unit, "beta": beta}
-
-    def loss(trainable, x, target):
-        layer = layer_params(trainable)
-        out = fdc3d.apply(layer, x, spec, path="kernel", **conv_kwargs)
-        data = jnp.mean((out - target) ** 2) / power
-        return data + lam * fdc3d.group_sparsity(layer, spec) / kernel_norm, data
-
-    @jax.jit
-    def run(trainable, x, target):
-        def step(carry, _):
-            trainable, state = carry
-            (total, data), grads = jax.value_and_grad(loss, has_aux=True)(trainable, x, target)
-            updates, state = optimizer.update(grads, state, trainable)
-            return (optax.apply_updates(trainable, updates), state), jnp.stack([total, data])
-
-        (trainable, _), history = lax.scan(step, (trainable, optimizer.init(trainable)), length=steps)
-        return trainable, history
-
-    trainable, history = run(params, x, target)
-    return layer_params(trainable), spec, np.asarray(history)
+    params, history = fdc3d.fit_outputs(
+        fdc3d.fit(kernel, spec), spec, x[None], target[None], train=("coeffs", TRANSFORM_PARAM[transform]),
+        row_weight=lam / float(jnp.linalg.norm(kernel)), steps=steps, learning_rate=learning_rate,
+        conv_kwargs=conv_kwargs)
+    return params, spec, np.asarray(history)
 
 
 def transform_kernel(kernel: Any, params: dict, spec: fdc3d.FrequencySpec) -> dict:
@@ -212,14 +183,9 @@ def prune_sweep(
         records.append(dict(
             kept_rows=pruned_spec.num_rows, p_t=p_t, speedup=fdc3d.speedup(**eq13),
             mac_speedup=fdc3d.speedup(**eq13, features=spec.features),
-            error=_relative(out, target), rows=pruned_spec.kept_rows, params=pruned, spec=pruned_spec,
+            error=relative_error(out, target), rows=pruned_spec.kept_rows, params=pruned, spec=pruned_spec,
         ))
     return records
-
-
-def _relative(approx: Any, target: Any) -> float:
-    approx, target = np.asarray(approx, np.float64), np.asarray(target, np.float64)
-    return float(np.linalg.norm(approx - target) / np.linalg.norm(target))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -354,17 +320,11 @@ def layer_timings(
     The dense layer is timed with both 3-D convolution implementations
     (``"dense (xla)"``, ``"dense (frames)"``) and ``"dense"`` is the faster;
     each FDC3D layer runs its default path (the frequency path when rows are
-    pruned). Uses :func:`compact_jax.bench.timing.time_jitted`.
+    pruned). Uses :func:`compact_jax.bench.fdc3d.layer_times`.
     """
     kernel = _kernel_dhwio(kernel, "layer_timings")
-    conv_kwargs = _conv_kwargs(conv_kwargs)
     x = jnp.asarray(x, kernel.dtype)
-    timed = {}
-    for impl in ("xla", "frames"):
-        fn = jax.jit(lambda x, k, impl=impl: conv(x, k, impl=impl, **conv_kwargs))
-        timed[f"dense ({impl})"] = time_jitted(fn, x, kernel, repeats=repeats, min_seconds=min_seconds)
-    timed["dense"] = min(timed["dense (xla)"], timed["dense (frames)"])
-    for label, (params, spec) in layers.items():
-        fn = jax.jit(lambda x, p, spec=spec: fdc3d.apply(p, x, spec, **conv_kwargs))
-        timed[label] = time_jitted(fn, x, params, repeats=repeats, min_seconds=min_seconds)
-    return timed
+    times = layer_times(kernel, layers, x, conv_kwargs=_conv_kwargs(conv_kwargs), repeats=repeats, backward=False,
+                        min_seconds=min_seconds)
+    timed = {name: forward for name, (forward, _) in times.items()}
+    return {"dense": min(timed["dense (xla)"], timed["dense (frames)"]), **timed}

@@ -34,14 +34,28 @@ Learning ``S``: the learned transforms are trained with the rest of the
 network (``penalty`` adds Eq. 9's regularisers to a loss), or, for a fixed
 pretrained kernel, by :func:`fit_transform` (Eq. 7 on one layer).
 
-Example::
+Algorithm 1 on a trained network (:mod:`compact_jax.fdc3d._network`):
+:func:`capture_layers` records each layer's inputs and outputs,
+:func:`fit_layer` fits Eq. (9) on them (:func:`fit_outputs`: Adam on the
+recorded data), :func:`fit_network` does both for every FDC3D layer of a
+:class:`compact_jax.compress.Plan` and :func:`prune_network` prunes them.
 
-    spec = FrequencySpec(features=64, in_features=64, kernel_size=(3, 3, 3))
-    params = fit(dense_kernel, spec)                   # exact: G = S K (S = DCT)
-    params = fit_transform(dense_kernel, spec)         # or: S learned by Eq. (7)
-    ...                                                # fine-tune with penalty()
-    params, spec = prune(params, spec, p_c=1/4, p_t=1/3)   # 2x fewer MACs
-    y = apply(params, x, spec)
+Example (``fit_transform`` would learn ``S`` by Eq. (7) instead; fine-tune
+with ``penalty()`` before pruning):
+
+>>> import jax
+>>> import jax.numpy as jnp
+>>> from compact_jax import fdc3d
+>>> spec = fdc3d.FrequencySpec(features=16, in_features=16, kernel_size=(3, 3, 3))
+>>> dense_kernel = jax.random.normal(jax.random.key(0), spec.kernel_shape)
+>>> params = fdc3d.fit(dense_kernel, spec)          # exact: G = S K
+>>> bool(jnp.allclose(fdc3d.build_kernel(params, spec), dense_kernel, atol=1e-5))
+True
+>>> params, spec = fdc3d.prune(params, spec, p_c=1/4, p_t=1/3)   # the paper's 2x setting
+>>> params["coeffs"].shape, fdc3d.speedup(in_features=16, temporal_size=3, p_c=1/4, p_t=1/3)
+((2, 3, 3, 12, 16), 2.0)
+>>> fdc3d.apply(params, jnp.ones((1, 4, 8, 8, 16)), spec).shape
+(1, 4, 8, 8, 16)
 """
 
 from __future__ import annotations
@@ -57,6 +71,15 @@ import numpy as np
 
 from compact_jax.fdc3d import _orthogonal as orth
 from compact_jax.fdc3d._conv import frequency_conv3d, gather_channels
+from compact_jax.fdc3d._network import (
+    CONV_KEYS,
+    FittedLayer,
+    capture_layers,
+    fit_layer,
+    fit_network,
+    fit_outputs,
+    prune_network,
+)
 from compact_jax.fdc3d._prune import (
     channel_sparsity,
     compression_rate,
@@ -74,14 +97,16 @@ from compact_jax.fdc3d._spec import (
     TRANSFORMS,
     FrequencySpec,
     check_params,
+    check_spec,
     initial_transform,
 )
-from compact_jax.validate import check_choice, check_int
+from compact_jax.validate import check_choice, check_int, check_param_dict
 from compact_jax.arith import PaddingLike
 from compact_jax.conv import check_conv_input, conv
-from compact_jax.protocol import check_kernel_shape
+from compact_jax.protocol import Method, check_kernel_shape
 
 __all__ = [
+    "METHOD",
     "TRANSFORMS",
     "TRANSFORM_INITS",
     "TRANSFORM_PARAM",
@@ -104,6 +129,13 @@ __all__ = [
     "speedup",
     "compression_rate",
     "dct_matrix",
+    "CONV_KEYS",
+    "capture_layers",
+    "fit_outputs",
+    "fit_layer",
+    "FittedLayer",
+    "fit_network",
+    "prune_network",
 ]
 
 dct_matrix = orth.dct_matrix
@@ -123,6 +155,7 @@ def _init_transform_params(spec: FrequencySpec, dtype: Any) -> dict:
 
 def init(key: jax.Array, spec: FrequencySpec, *, dtype: Any = jnp.float32) -> dict:
     """Random coefficients (LeCun-normal scale of the dense kernel), ``beta = 1``, ``S`` at init."""
+    check_spec(spec, "temporal.init")
     fan_in = math.prod(spec.kernel_size) * spec.in_features
     coeffs = jax.random.normal(key, spec.coeffs_shape, dtype) / math.sqrt(fan_in)
     return {
@@ -139,6 +172,17 @@ def transform_matrix(
 
     ``dtype`` (of a fixed ``S``) defaults to that of ``params["coeffs"]``.
     """
+    where = "temporal.transform_matrix"
+    check_spec(spec, where)
+    needed = [TRANSFORM_PARAM[spec.transform]] if spec.transform in TRANSFORM_PARAM else []
+    needed += ["coeffs"] if dtype is None else []
+    check_param_dict(params, {}, where=where, extra=True)
+    missing = [name for name in needed if name not in params]
+    if missing:
+        raise ValueError(
+            f"{where}: params lack {missing} (transform={spec.transform!r}"
+            + (", and dtype=None reads params['coeffs']" if dtype is None else "") + f"), got {sorted(map(str, params))}"
+        )
     dtype = params["coeffs"].dtype if dtype is None else dtype
     base = initial_transform(spec)
     if spec.transform == "learned_householder":
@@ -244,6 +288,7 @@ def apply(
 
 def num_params(spec: FrequencySpec) -> int:
     """``t' k_h k_w c' N`` coefficients + ``c'`` betas + ``t^2`` for a learned ``S``."""
+    check_spec(spec, "temporal.num_params")
     transform = spec.temporal_size**2 if spec.transform in TRANSFORM_PARAM else 0
     return math.prod(spec.coeffs_shape) + spec.num_channels + transform
 
@@ -260,6 +305,7 @@ def fit(kernel: jax.Array, spec: FrequencySpec) -> dict:
     rows it is the orthogonal projection onto them (the best approximation in
     Frobenius norm for this ``S``); pruned channels are dropped.
     """
+    check_spec(spec, "temporal.fit")
     check_kernel_shape(kernel, spec, where="temporal.fit")
     kernel = jnp.asarray(kernel)
     return _fit_coeffs(kernel, spec, _init_transform_params(spec, kernel.dtype))
@@ -318,3 +364,30 @@ def fit_transform(
     start = _init_transform_params(spec, kernel.dtype)[name]
     learned = jax.lax.fori_loop(0, steps, step, start)
     return _fit_coeffs(kernel, spec, {name: learned})
+
+
+def _macs(spec: FrequencySpec, *, input_shape: Sequence[int], output_shape: Sequence[int]) -> int:
+    """The frequency path (projection onto the ``t'`` kept rows, then a 2-D conv over
+    ``c' t'`` maps) when rows are pruned, else the 3-D conv over the ``c'`` kept channels."""
+    from compact_jax import arith
+
+    out_spatial = tuple(output_shape[1:-1])
+    c_kept, t_kept, t = spec.num_channels, spec.num_rows, spec.temporal_size
+    if t_kept == t:
+        return arith.conv_macs(out_spatial, spec.kernel_size, in_channels=c_kept, out_channels=spec.features)
+    projection = out_spatial[0] * math.prod(input_shape[2:-1]) * c_kept * t_kept * t
+    conv2d = math.prod(out_spatial) * math.prod(spec.kernel_size[1:]) * c_kept * t_kept * spec.features
+    return projection + conv2d
+
+
+def _describe(spec: FrequencySpec) -> str:
+    return (f"t'={spec.num_rows}/{spec.temporal_size}, c'={spec.num_channels}/{spec.in_features}, "
+            f"{spec.transform}")
+
+
+#: FDC3D's record (see :class:`compact_jax.protocol.Method`).
+METHOD = Method(
+    name="fdc3d", spec_cls=FrequencySpec, init=init, build_kernel=build_kernel, num_params=num_params, fit=fit,
+    apply=apply, macs=_macs, describe=_describe, aliases=("temporal",), extras=("p_c", "p_t"),
+    description="FDC3D: 3-D convolutions stored as temporal-frequency coefficients",
+)

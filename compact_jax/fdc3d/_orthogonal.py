@@ -27,6 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from compact_jax.validate import check_array
+
 __all__ = [
     "dct_matrix",
     "needs_flip",
@@ -95,7 +97,19 @@ def householder_product(vectors: jax.Array, *, flip: bool, precision: Any = None
     """``J^flip H(v_1) ... H(v_t)`` from reflection normals ``vectors (t, t)``.
 
     Applied as ``t`` rank-one updates (``t`` is a static kernel size).
+
+    A zero vector has no reflection plane; it is treated as the identity
+    (that factor is skipped), so the product stays orthogonal and finite, and
+    its gradient is finite too. (Learned vectors are never exactly zero in
+    practice; an all-zero ``householder`` parameter gives ``J^flip``.)
+
+    Raises:
+      TypeError / ValueError: ``vectors`` is not a floating-point ``(k, t)``
+        array.
     """
+    check_array("householder vectors", vectors, floating=True)
+    if vectors.ndim != 2:
+        raise ValueError(f"householder vectors must have shape (k, t), got {tuple(vectors.shape)}")
     t = vectors.shape[-1]
     sign = np.ones(t)
     if flip:
@@ -104,7 +118,10 @@ def householder_product(vectors: jax.Array, *, flip: bool, precision: Any = None
     for k in range(vectors.shape[0]):
         v = vectors[k]
         sv = jnp.matmul(s, v, precision=precision)
-        s = s - (2.0 / jnp.dot(v, v, precision=precision)) * jnp.outer(sv, v)
+        norm2 = jnp.dot(v, v, precision=precision)
+        nonzero = norm2 > 0
+        factor = jnp.where(nonzero, 2.0 / jnp.where(nonzero, norm2, 1.0), 0.0)
+        s = s - factor * jnp.outer(sv, v)
     return s
 
 

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from compact_jax.fdc3d._spec import FrequencySpec, check_params
-from compact_jax.validate import check_fraction, check_int_tuple, check_positive_int
+from compact_jax.fdc3d._spec import FrequencySpec, check_params, check_spec
+from compact_jax.validate import (
+    check_array,
+    check_fraction,
+    check_int_tuple,
+    check_param_dict,
+    check_positive_int,
+)
 
 __all__ = [
     "importance",
@@ -34,6 +40,8 @@ def _norms(sum_sq: jax.Array) -> jax.Array:
 
 def importance(params: dict, spec: FrequencySpec) -> jax.Array:
     """``V (t',)``: the l2 norm of each kept frequency row (see ``FrequencySpec.importance``)."""
+    check_spec(spec, "temporal.importance")
+    check_param_dict(params, {"coeffs": spec.coeffs_shape}, where="temporal.importance", batched=False, extra=True)
     coeffs = params["coeffs"]
     if spec.importance == "summed":
         return _norms(jnp.sum(jnp.sum(coeffs, axis=(1, 2, 3)) ** 2, axis=-1))
@@ -47,6 +55,10 @@ def group_sparsity(params: dict, spec: FrequencySpec) -> jax.Array:
 
 def channel_sparsity(params: dict) -> jax.Array:
     """The l1 norm of ``beta`` (Eq. 8)."""
+    if not isinstance(params, Mapping) or "beta" not in params:
+        got = sorted(map(str, params)) if isinstance(params, Mapping) else type(params).__name__
+        raise TypeError(f"temporal.channel_sparsity: params must be a dict with 'beta', got {got}")
+    check_array("temporal.channel_sparsity: params['beta']", params["beta"], floating=True)
     return jnp.sum(jnp.abs(params["beta"]))
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from compact_jax.fdc3d import _orthogonal as orth
-from compact_jax.validate import check_choice, check_int_tuple
+from compact_jax.validate import check_array, check_choice, check_int_tuple
 from compact_jax.protocol import ConvSpec
 
 __all__ = [
@@ -131,8 +131,15 @@ def initial_transform(spec: FrequencySpec) -> np.ndarray:
     return orth.dct_matrix(t) if kind == "dct" else np.eye(t)
 
 
+def check_spec(spec: Any, where: str) -> None:
+    """Raises a ``TypeError`` unless ``spec`` is a :class:`FrequencySpec`."""
+    if not isinstance(spec, FrequencySpec):
+        raise TypeError(f"{where}: spec must be a FrequencySpec, got {type(spec).__name__}")
+
+
 def check_params(params: Any, spec: FrequencySpec, *, where: str) -> None:
     """Raises unless ``params`` holds the spec's arrays with their shapes (extra keys allowed)."""
+    check_spec(spec, where)
     if not isinstance(params, Mapping):
         raise TypeError(f"{where}: params must be a dict, got {type(params).__name__}")
     t = spec.temporal_size
@@ -145,7 +152,7 @@ def check_params(params: Any, spec: FrequencySpec, *, where: str) -> None:
                 f"{where}: params lack {name!r} (transform={spec.transform!r} needs "
                 f"{sorted(expected)}), got keys {sorted(params)}"
             )
-        got = tuple(getattr(params[name], "shape", ()))
+        got = tuple(check_array(f"{where}: params[{name!r}]", params[name], floating=True).shape)
         if got != shape:
             raise ValueError(
                 f"{where}: params[{name!r}] must have shape {shape} for t'={spec.num_rows} kept "

@@ -53,18 +53,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from compact_jax import compress, models
-from compact_jax.report._count import CATEGORIES, Counting, Counts, LayerCount, compact_macs, count_plan
-from compact_jax.report._presets import (
-    ALL,
-    CONV_WEIGHTS,
-    FILTER_BASIS,
-    PER_BLOCK,
-    PRESETS,
-    ModelSetting,
-    PaperFigure,
-    Preset,
-    get_preset,
-)
+# The presets and counting conventions live with compress; re-exported here.
+from compact_jax.compress import (ALL, CATEGORIES, CONV_WEIGHTS, FILTER_BASIS, PER_BLOCK, PRESETS, Counting,
+                                  ModelSetting, PaperFigure, Preset, get_preset)
+from compact_jax.report._count import Counts, LayerCount, compact_macs, count_plan
+from compact_jax.report._table import format_table
 
 __all__ = [
     "Counting",
@@ -81,6 +74,7 @@ __all__ = [
     "LayerCount",
     "Report",
     "compact_macs",
+    "format_table",
     "make_report",
     "report_model",
     "main",
@@ -163,7 +157,7 @@ class Report:
         if self.paper is not None:
             p = self.paper
             rows.append((f"paper ({p.source})", "", p.ratio, p.dense, p.compact, "", "", ""))
-        lines = [self.title, f"counting: {self.counting.describe()}", "", *_align(header, rows)]
+        lines = [self.title, f"counting: {self.counting.describe()}", "", format_table(header, rows, left=3)]
         if self.paper is not None and self.paper.note:
             lines.append(f"note: {self.paper.note}")
         skipped = [c for c in CATEGORIES if not self.counting.includes(c) and self.counts.dense[c]]
@@ -182,19 +176,6 @@ def _si(n: int) -> str:
         if n >= scale:
             return f"{n / scale:.2f}{suffix}"
     return str(n)
-
-
-def _align(header: Sequence[str], rows: Sequence[Sequence[str] | None]) -> list[str]:
-    body = [r for r in rows if r is not None]
-    widths = [max(len(str(r[i])) for r in [header, *body]) for i in range(len(header))]
-    right = {3, 4, 5, 6, 7}
-
-    def fmt(row):
-        cells = [str(c).rjust(w) if i in right else str(c).ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
-        return "  ".join(cells).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    return [fmt(header), rule] + [rule if r is None else fmt(r) for r in rows]
 
 
 def make_report(

@@ -17,52 +17,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from compact_jax import arith
-from compact_jax.compress import NORM_TYPES, LayerPlan, Plan, build
+from compact_jax.compress import CATEGORIES, NORM_TYPES, Counting, LayerPlan, Plan, build
+from compact_jax.pytree import leaf_paths
 
 __all__ = ["Counting", "CATEGORIES", "LayerCount", "Counts", "count_plan", "compact_macs", "layer_detail"]
-
-CATEGORIES = ("conv", "conv_bias", "norm", "classifier", "other")
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Counting:
-    """Which parameters a count includes (each paper counts differently).
-
-    Convolution weights (the dense kernels, or the compact parameters standing
-    for them, shared bases included) always count.
-
-    Attributes:
-      conv_bias: convolution biases (and a filter basis's basis bias).
-      norm: batch / layer norm scales and offsets.
-      classifier: the last fully connected layer (weights and bias).
-      other: everything else (PReLU slopes, layer scales, ConvNeXt's pointwise
-        linear layers, ...).
-      scope: a glob over module paths restricting the count (and the
-        multiply-adds), e.g. ``"block0/*"`` for one residual block; a shared
-        basis counts when any layer using it is in scope.
-    """
-
-    conv_bias: bool = True
-    norm: bool = True
-    classifier: bool = True
-    other: bool = True
-    scope: str = "*"
-
-    def includes(self, category: str) -> bool:
-        return category == "conv" or getattr(self, category)
-
-    def describe(self) -> str:
-        """E.g. ``"conv weights + classifier (no conv biases, no norm layers, no other)"``."""
-        names = {"conv_bias": "conv biases", "norm": "norm layers", "classifier": "classifier", "other": "other"}
-        kept = [names[c] for c in CATEGORIES[1:] if getattr(self, c)]
-        dropped = [names[c] for c in CATEGORIES[1:] if not getattr(self, c)]
-        text = " + ".join(["conv weights"] + kept)
-        if dropped:
-            text += " (no " + ", no ".join(dropped) + ")"
-        if self.scope != "*":
-            text += f", only {self.scope!r}"
-        return text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,8 +47,7 @@ class Counts:
 
 
 def _leaf_paths(tree: Any) -> list[tuple[tuple[str, ...], int]]:
-    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-    return [(tuple(k.key for k in path), math.prod(leaf.shape)) for path, leaf in leaves]
+    return [(tuple(path.split("/")), math.prod(leaf.shape)) for path, leaf in leaf_paths(tree)]
 
 
 def _longest_prefix(parts: tuple[str, ...], known: set[str]) -> str | None:
@@ -141,54 +98,23 @@ def _categorise(plan: Plan, tree: Any, counting: Counting) -> tuple[dict[str, in
 def compact_macs(entry: LayerPlan) -> int:
     """Multiply-adds per example of the compact layer's cheapest exact path.
 
-    * basis: the decomposed path (basis conv on every split, then the
-      coefficient conv) with the paper's ``m`` (no padding), when cheaper than
-      the dense conv or when the coefficient conv is larger than 1x1;
-    * FDC3D: the frequency path (projection onto the ``t'`` kept rows, then a
-      2-D conv over ``c' t'`` maps) when rows are pruned, else the 3-D conv
-      over the ``c'`` kept channels;
-    * others: the dense conv with the generated kernel (generating the kernel
-      is done once per batch and not counted).
+    The method record's ``macs`` (e.g. the basis's decomposed path, FDC3D's
+    frequency path); methods without one cost the dense conv with the
+    generated kernel (generating the kernel is done once per batch and not
+    counted).
     """
-    layer, spec = entry.layer, entry.spec
-    dense = layer.dense_macs
-    out_spatial = layer.output_shape[1:-1]
-    positions = math.prod(out_spatial)
-    if entry.method == "basis":
-        (kh, kw), (kch, kcw) = spec.kernel_size, spec.coef_kernel_size
-        s, m, p, n = spec.splits, spec.num_basis, spec.split_size, spec.features
-        decomposed = positions * (s * m * p * kh * kw + n * s * m * kch * kcw)
-        return decomposed if (kch, kcw) != (1, 1) else min(decomposed, dense)
-    if entry.method == "fdc3d":
-        c_kept, t_kept, t = spec.num_channels, spec.num_rows, spec.temporal_size
-        if t_kept == t:
-            return arith.conv_macs(out_spatial, spec.kernel_size, in_channels=c_kept, out_channels=spec.features)
-        frames = out_spatial[0]
-        projection = frames * math.prod(layer.input_shape[2:-1]) * c_kept * t_kept * t
-        conv2d = positions * math.prod(spec.kernel_size[1:]) * c_kept * t_kept * spec.features
-        return projection + conv2d
-    return dense
+    layer = entry.layer
+    if entry.record.macs is None:
+        return layer.dense_macs
+    return entry.record.layer_macs(entry.spec, input_shape=layer.input_shape, output_shape=layer.output_shape)
 
 
 def layer_detail(entry: LayerPlan, plan: Plan) -> str:
-    """Short description of a layer's hyperparameters for tables."""
-    spec = entry.spec
-    if entry.method == "filtermap":
-        return f"grid {'x'.join(map(str, spec.grid))}, map {'x'.join(map(str, spec.map_shape))}"
-    if entry.method in ("cosine", "chebyshev"):
-        nh, nw = spec.harmonics
-        return f"N={nh}" if nh == nw else f"N={nh}x{nw}"
-    if entry.method == "basis":
-        text = f"m={spec.num_basis}, s={spec.splits}, p={spec.split_size}"
-        if spec.coef_kernel_size != (1, 1):
-            text += f", coef {'x'.join(map(str, spec.coef_kernel_size))}"
-        if entry.share is not None:
-            text += f", shared {entry.share!r} (P={plan.shared_basis(entry.share).shape[2]})"
-        return text
-    if entry.method == "fdc3d":
-        return (f"t'={spec.num_rows}/{spec.temporal_size}, c'={spec.num_channels}/{spec.in_features}, "
-                f"{spec.transform}")
-    return ""
+    """Short description of a layer's hyperparameters for tables (the record's ``describe``)."""
+    text = entry.record.layer_describe(entry.spec)
+    if entry.share is not None:
+        text += f", shared {entry.share!r} (P={plan.shared_basis(entry.share).shape[2]})"
+    return text
 
 
 def _compact_params_tree(plan: Plan) -> Any:

@@ -56,12 +56,16 @@ Initialisation (``SeriesSpec.coeff_init``), Sec. 3.4 of the paper:
 The paper's ``C_m`` in ``N(0, 1/(C_m K^2))`` is read as the filter's input
 channels ``C_in/g``, ``K^2`` as ``Kh * Kw``.
 
-Example::
+Example (``N = 2`` cosine harmonics per axis: 4 coefficients stand for the 9 taps):
 
-    spec = SeriesSpec(features=64, in_features=64, kernel_size=(3, 3),
-                      family="cosine", harmonics=2)
-    params = init(jax.random.key(0), spec)            # {"coeffs": (2, 2, 64, 64)}
-    kernel_hwio = build_kernel(params, spec)           # (3, 3, 64, 64)
+>>> import jax
+>>> from compact_jax.series import SeriesSpec, build_kernel, init, num_params
+>>> spec = SeriesSpec(features=64, in_features=64, kernel_size=(3, 3), family="cosine", harmonics=2)
+>>> params = init(jax.random.key(0), spec)
+>>> params["coeffs"].shape, build_kernel(params, spec).shape
+((2, 2, 64, 64), (3, 3, 64, 64))
+>>> num_params(spec), spec.dense_num_params
+(16384, 36864)
 """
 
 from __future__ import annotations
@@ -81,10 +85,12 @@ from compact_jax.series import _basis as basis
 from compact_jax.series._basis import chebyshev_t
 from compact_jax.series._fit import DEFAULT_SCHEDULE, adam_fit, check_schedule
 from compact_jax.series._parse import parse_harmonics
-from compact_jax.validate import check_choice, check_int_tuple
-from compact_jax.protocol import ConvSpec, check_kernel_shape
+from compact_jax.validate import check_choice, check_int_tuple, check_param_dict
+from compact_jax.protocol import ConvSpec, Method, check_kernel_shape
 
 __all__ = [
+    "COSINE",
+    "CHEBYSHEV",
     "SeriesSpec",
     "init",
     "build_kernel",
@@ -155,6 +161,7 @@ class SeriesSpec(ConvSpec):
         object.__setattr__(self, "harmonics", harmonics)
         object.__setattr__(self, "points", points)
         object.__setattr__(self, "interval", interval)
+        _check_conditioning(self)
 
     @property
     def coeff_shape(self) -> tuple[int, int, int, int]:
@@ -182,6 +189,25 @@ def _check_interval(name: str, interval: Any, family: str) -> tuple[float, float
             f"(distinct sample points, invertible basis)"
         )
     return (low, high)
+
+
+#: Largest condition number accepted for a per-axis basis matrix. float32 keeps
+#: about 7 significant digits; above 1e5 a fit keeps fewer than 2 (a
+#: near-zero-width interval makes every sample point the same).
+MAX_CONDITION = 1e5
+
+
+def _check_conditioning(spec: SeriesSpec) -> None:
+    for axis, (k, n) in enumerate(zip(spec.kernel_size, spec.harmonics)):
+        matrix = basis.basis_matrix(k, n, family=spec.family, points=spec.points, interval=spec.interval)
+        cond = float(np.linalg.cond(matrix))
+        if not cond <= MAX_CONDITION:
+            raise ValueError(
+                f"{type(spec).__name__}.interval {spec.interval!r} is too narrow for kernel size {k} "
+                f"with {n} harmonics (axis {axis}): the basis matrix has condition number {cond:.3g} "
+                f"> {MAX_CONDITION:g}, so the series cannot be fitted in float32; widen the interval "
+                f"(default {basis.DEFAULT_INTERVAL[spec.family]!r})"
+            )
 
 
 def basis_matrices(spec: SeriesSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -287,12 +313,8 @@ def build_kernel(params: dict, spec: SeriesSpec, *, precision: Any = None) -> ja
       (computed as ``kron(P_h, P_w) @ coeffs`` over flattened axes).
     """
     _check_spec(spec, "series.build_kernel")
+    check_param_dict(params, {"coeffs": spec.coeff_shape}, where="series.build_kernel")
     coeffs = params["coeffs"]
-    if tuple(coeffs.shape[-4:]) != spec.coeff_shape:
-        raise ValueError(
-            f"series.build_kernel: coeffs must have trailing shape {spec.coeff_shape} "
-            f"(N_h, N_w, C_in/groups, C_out), got {tuple(coeffs.shape)}"
-        )
     lead = coeffs.shape[:-4]
     flat = coeffs.reshape(*lead, spec.harmonics[0] * spec.harmonics[1], -1)
     basis_kron = jnp.asarray(_kron_basis(spec), coeffs.dtype)
@@ -375,6 +397,8 @@ def fit_gradient(
     if start is None:
         key = jax.random.key(0) if key is None else key
         start = start_params(kernel, spec, key=key)
+    check_param_dict(start, {"coeffs": spec.coeff_shape}, where="series.fit_gradient: start",
+                     batched=False)
     coeffs = jnp.asarray(start["coeffs"], kernel.dtype)
     if tuple(coeffs.shape) != spec.coeff_shape:
         raise ValueError(
@@ -384,3 +408,21 @@ def fit_gradient(
     ph, pw = (jnp.asarray(p, kernel.dtype) for p in basis_matrices(spec))
     coeffs, mse = adam_fit(kernel, coeffs, ph, pw, schedule=schedule)
     return {"coeffs": coeffs}, mse
+
+
+def _describe(spec: SeriesSpec) -> str:
+    nh, nw = spec.harmonics
+    return f"N={nh}" if nh == nw else f"N={nh}x{nw}"
+
+
+def _record(family: str, alias: str, description: str) -> Method:
+    return Method(
+        name=family, spec_cls=SeriesSpec, init=init, build_kernel=build_kernel, num_params=num_params, fit=fit,
+        describe=_describe, description=description, fixed={"family": family}, aliases=(alias,),
+    )
+
+
+#: ApproxConv CosConv's record (see :class:`compact_jax.protocol.Method`).
+COSINE = _record("cosine", "cos", "ApproxConv CosConv: filters are 2-D cosine series")
+#: ApproxConv ChebConv's record.
+CHEBYSHEV = _record("chebyshev", "cheb", "ApproxConv ChebConv: filters are 2-D Chebyshev series")

@@ -14,7 +14,13 @@ def base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0
     c.label_smoothing = 0.0
-    c.distributed = False  # call jax.distributed.initialize() (multi-host)
+    c.distributed = False  # call jax.distributed.initialize() (multi-host); see train.sharding
+    c.cluster = ml_collections.ConfigDict()  # with distributed=True; unset (None): auto-detected
+    c.cluster.coordinator_address = None  # "host:port" of process 0
+    c.cluster.num_processes = None
+    c.cluster.process_id = None
+    c.cluster.initialization_timeout = 300  # seconds for every process to connect
+    c.cluster.heartbeat_timeout = 100  # seconds without heartbeats before a peer counts as dead
     c.debug_nan_at_step = None  # testing aid: NaN loss at this step
 
     c.data = ml_collections.ConfigDict()
@@ -28,7 +34,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.name = "resnet20"  # a compact_jax.models.get_model name
     c.model.kwargs = ml_collections.ConfigDict()  # the model's fields
     c.model.conv = ml_collections.ConfigDict()
-    c.model.conv.method = "dense"  # a train.models.CONV_METHODS key
+    c.model.conv.method = "dense"  # a compact_jax.METHODS name or alias
     c.model.conv.kwargs = ml_collections.ConfigDict()  # the method module's fields
     c.model.conv.dense_1x1 = True  # 1x1 convolutions stay dense
     c.model.conv.dense_layers = ()  # layer names kept dense, e.g. ("stem_conv",)
@@ -57,6 +63,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.async_checkpoint = True
     c.train.tensorboard = True
     c.train.progress = True
+    c.train.compute_dtype = "float32"  # float32 | bfloat16 (parameters stay float32)
+    c.train.allow_config_change = False  # resume with changed hyperparameters (each change is logged)
     return c
 
 

@@ -31,7 +31,7 @@ CIFAR10_TRAIN = 50_000
 
 
 def _compress_block(preset: str) -> ml_collections.ConfigDict:
-    """``model.compress``: a :mod:`compact_jax.report` preset and adjustments (see :mod:`train.pipelines.policy`)."""
+    """``model.compress``: a :data:`compact_jax.compress.PRESETS` preset and adjustments (see :mod:`train.pipelines.policy`)."""
     c = ml_collections.ConfigDict()
     c.preset = preset  # "" : no compression
     c.method = ""  # swap the method of every compressed rule

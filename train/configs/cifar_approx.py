@@ -3,7 +3,7 @@
 Pipeline ``approx_finetune``: the dense ResNet is trained (or read from
 ``--set pipeline.dense_export=DIR``), every k x k conv of the stem and the
 three stages becomes a cosine (CosConv) or Chebyshev (ChebConv) series with
-the preset's harmonics per block (``compact_jax.report`` ``approx-resnet32``:
+the preset's harmonics per block (``compact_jax.compress`` ``approx-resnet32``:
 3,3,3,2), regressed onto its trained kernel by the authors' Adam procedure,
 evaluated ("Pre Top 1"), fine-tuned for 5 epochs and evaluated ("Post Top 1").
 

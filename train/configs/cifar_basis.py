@@ -1,6 +1,6 @@
 """CIFAR-10 with Learning-Filter-Basis convolutions: the filter-basis paper, Table 5.
 
-The layers and bases are the ``compact_jax.report`` presets (the paper's
+The layers and bases are the ``compact_jax.compress`` presets (the paper's
 Tables 7-9): ``basis-resnet56`` (group-wise shared bases m = 24 / 48 / 84),
 ``basis-densenet40`` (one 36-filter basis sliced by every dense layer, 3x3
 coefficient conv; transitions c -> c/6 -> c), ``basis-vgg16`` (m = 128 over

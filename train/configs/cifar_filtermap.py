@@ -2,7 +2,7 @@
 
 Every k x k convolution (k > 1) learns a 3D-FilterMap with the grid of the
 paper's Table 1 for its filter count (the RGB stem: (8, 8, 1)); 1x1
-convolutions stay dense (preset ``filtermap`` of ``compact_jax.report``).
+convolutions stay dense (preset ``filtermap`` of ``compact_jax.compress``).
 
 Run (one per Table 2 column pair; the baseline column with
 ``--set model.compress.preset=dense``)::

@@ -1,7 +1,7 @@
 """ImageNet ResNet-18 and ConvNeXt-T with ApproxConv, regressed from trained dense networks: ApproxConv Tables 2-4.
 
 Pipeline ``approx_finetune`` (see ``cifar_approx``): every k x k conv of
-ResNet-18 (harmonics 6,3,3,3,2 for stem and stages 1-4, ``compact_jax.report``
+ResNet-18 (harmonics 6,3,3,3,2 for stem and stages 1-4, ``compact_jax.compress``
 ``approx-resnet18``), or the 7x7 depthwise convs of ConvNeXt-T (7x3,7x3,7x9,6x3
 per block, ``approx-convnext``), regressed onto the trained kernels,
 evaluated (Pre Top 1), fine-tuned for 5 epochs, evaluated (Post Top 1).

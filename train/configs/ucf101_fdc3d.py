@@ -3,7 +3,7 @@
 Pipeline ``fdc3d``: a trained dense 3D-ResNet-18 (``--set
 pipeline.dense_export=DIR``, else trained first); every 3x3x3 conv is pruned
 to ``(p_c, p_t) = (1/4, 1/3)`` (2x fewer multiply-adds) or ``(5/8, 1/3)`` (4x),
-the 7x7x7 RGB stem in time only to the same rate (``compact_jax.report``
+the 7x7x7 RGB stem in time only to the same rate (``compact_jax.compress``
 presets ``fdc3d-2x`` / ``fdc3d-4x``), after Eq. (9) fits on recorded layer
 inputs and outputs; then the network is fine-tuned.
 

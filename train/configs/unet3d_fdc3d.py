@@ -2,7 +2,7 @@
 
 Pipeline ``fdc3d`` (see ``ucf101_fdc3d``): a trained dense residual 3-D
 U-Net; every 3x3x3 conv pruned to ``(p_c, p_t) = (1/4, 1/3)`` after Eq. (9)
-fits (``compact_jax.report`` preset ``fdc3d-2x``, 2x fewer multiply-adds, as
+fits (``compact_jax.compress`` preset ``fdc3d-2x``, 2x fewer multiply-adds, as
 the paper's FC3D U-Net), then fine-tuned; Dice of each class.
 
 Run::

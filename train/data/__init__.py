@@ -20,7 +20,6 @@ Example::
 
 from __future__ import annotations
 
-import difflib
 import functools
 import inspect
 from collections.abc import Callable
@@ -32,7 +31,7 @@ from train.data import tfds_data as _tfds
 from train.data import volumes as _volumes
 from train.data.pipeline import eval_batches, per_process_batch_size, train_iterator
 from train.data.sources import TASKS, ArraySource, Dataset
-from train.errors import UserError
+from train.errors import UserError, did_you_mean
 
 __all__ = [
     "DATASETS",
@@ -61,10 +60,6 @@ DATASETS: tuple[str, ...] = tuple(_LOADERS)
 """Names accepted by :func:`get_dataset`."""
 
 
-def _close(word: str, choices) -> str:
-    near = difflib.get_close_matches(word, list(choices), n=3)
-    return f"did you mean {' or '.join(map(repr, near))}? " if near else ""
-
 
 def get_dataset(name: str, **options: Any) -> Dataset:
     """Loads a dataset by name; ``options`` are its loader's keyword arguments.
@@ -74,12 +69,12 @@ def get_dataset(name: str, **options: Any) -> Dataset:
         or a tensorflow-datasets dataset that is not prepared.
     """
     if name not in _LOADERS:
-        raise UserError(f"unknown dataset {name!r}; {_close(str(name), DATASETS)}valid datasets: {', '.join(DATASETS)}")
+        raise UserError(f"unknown dataset {name!r}; {did_you_mean(str(name), DATASETS)}valid datasets: {', '.join(DATASETS)}")
     loader = _LOADERS[name]
     valid = [p for p in inspect.signature(loader).parameters if p != "name"]
     for option in options:
         if option not in valid:
             raise UserError(
-                f"dataset {name!r} has no option {option!r}; {_close(option, valid)}valid options: {', '.join(valid)}"
+                f"dataset {name!r} has no option {option!r}; {did_you_mean(option, valid)}valid options: {', '.join(valid)}"
             )
     return loader(**options)

@@ -5,10 +5,15 @@ The training iterator is a grain ``DatasetIterator``: its ``get_state()`` /
 :mod:`train.checkpoint` saves that state with the model so a resumed run sees
 exactly the batches an uninterrupted run would have seen.
 
-Each process reads its own shard ``source[process_index::process_count]``
-and yields ``global_batch_size // process_count`` examples per step; the
-trainer assembles the global batch with
-``jax.make_array_from_process_local_data``.
+Training: every process computes the same seeded, shuffled stream of examples
+and cuts it into global batches; process ``p`` of ``P`` reads (and decodes and
+augments) only its block ``[p * B / P, (p + 1) * B / P)`` of each global batch
+of ``B``. The shares are disjoint, together they are the whole stream (every
+example once per epoch), and the global batch is the same whatever the
+number of processes, so 2 processes of 2 devices train exactly like 1 process
+of 4. The trainer assembles the global batch with
+``jax.make_array_from_process_local_data``. Evaluation: process ``p`` reads
+``test[p::P]``.
 """
 
 from __future__ import annotations
@@ -27,10 +32,10 @@ from train.errors import UserError
 __all__ = ["train_iterator", "eval_batches", "per_process_batch_size"]
 
 
-def per_process_batch_size(global_batch_size: int) -> int:
-    """``global_batch_size / process_count``; raises unless it divides evenly."""
+def per_process_batch_size(global_batch_size: int, *, process_count: int | None = None) -> int:
+    """``global_batch_size / process_count`` (default ``jax.process_count()``); raises unless it divides evenly."""
     check_positive_int("batch_size", global_batch_size)
-    count = jax.process_count()
+    count = jax.process_count() if process_count is None else process_count
     if global_batch_size % count:
         raise UserError(f"batch_size {global_batch_size} is not divisible by the {count} processes")
     return global_batch_size // count
@@ -41,8 +46,22 @@ def _read_options(num_threads: int) -> grain.ReadOptions:
     return grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=max(2, 2 * num_threads))
 
 
+def _process(process_index: int | None, process_count: int | None) -> tuple[int, int]:
+    count = jax.process_count() if process_count is None else check_positive_int("process_count", process_count)
+    index = jax.process_index() if process_index is None else check_int("process_index", process_index, minimum=0)
+    if index >= count:
+        raise ValueError(f"process_index must be < process_count = {count}, got {index}")
+    return index, count
+
+
 def train_iterator(
-    dataset: Dataset, *, global_batch_size: int, seed: int, num_threads: int = 0
+    dataset: Dataset,
+    *,
+    global_batch_size: int,
+    seed: int,
+    num_threads: int = 0,
+    process_index: int | None = None,
+    process_count: int | None = None,
 ) -> grain.DatasetIterator:
     """An endless, checkpointable iterator of training batches for this process.
 
@@ -56,18 +75,24 @@ def train_iterator(
       seed: shuffle and augmentation seed.
       num_threads: grain reader threads (0: read in the main thread, best for
         in-memory arrays).
+      process_index: this process's share (default ``jax.process_index()``).
+      process_count: number of shares (default ``jax.process_count()``).
 
     Returns:
-      Iterator of dicts of ``(B_local, ...)`` NumPy arrays.
+      Iterator of dicts of ``(B_local, ...)`` NumPy arrays: this process's
+      block of each global batch (see the module docstring).
     """
-    local = per_process_batch_size(global_batch_size)
-    ds = grain.MapDataset.source(dataset.train)[jax.process_index() :: jax.process_count()]
-    if len(ds) < local:
-        raise UserError(f"dataset {dataset.name!r} has {len(ds)} training examples per process, fewer than one batch ({local})")
+    index, count = _process(process_index, process_count)
+    local = per_process_batch_size(global_batch_size, process_count=count)
+    ds = grain.MapDataset.source(dataset.train)
+    if len(ds) < global_batch_size:
+        raise UserError(f"dataset {dataset.name!r} has {len(ds)} training examples, fewer than one batch ({global_batch_size})")
     ds = ds.seed(seed).shuffle().repeat()
     if dataset.train_map is not None:
         ds = ds.random_map(dataset.train_map)
-    ds = ds.batch(local, drop_remainder=True)
+    # Blocks of B / P consecutive examples; block k is process (k mod P)'s share of global batch k // P.
+    # MapDataset is lazy: slicing keeps only this process's blocks, and only they are read and mapped.
+    ds = ds.batch(local, drop_remainder=True)[index::count]
     return iter(ds.to_iter_dataset(_read_options(num_threads)))
 
 

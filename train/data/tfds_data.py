@@ -21,6 +21,7 @@ import importlib.util
 
 import numpy as np
 
+from train import paths
 from train.data import augment
 from train.data.sources import Dataset
 from train.errors import DatasetNotPreparedError, UserError
@@ -35,14 +36,20 @@ def _build_command(name: str, data_dir: str | None) -> str:
 
 
 def load_source(name: str, split: str, data_dir: str | None):
-    """``tfds.data_source(name, split=split, data_dir=data_dir, download=False)`` with one-line errors."""
+    """``tfds.data_source(name, split=split, data_dir=data_dir, download=False)`` with one-line errors.
+
+    ``data_dir`` may be a local path or a URL (``gs://bucket/tensorflow_datasets``).
+    """
     import tensorflow_datasets as tfds
+
+    data_dir = paths.as_path(data_dir) if data_dir else None
 
     try:
         return tfds.data_source(name, split=split, data_dir=data_dir, download=False)
-    except (NotImplementedError, FileNotFoundError, AssertionError) as error:
+    except (NotImplementedError, FileNotFoundError, AssertionError, KeyError) as error:
         # tfds reports an unprepared dataset as "random access ... TFRECORD is
-        # not supported" (the default format of a missing dataset).
+        # not supported" (the default format of a missing dataset), or, when
+        # the data directory holds its metadata without splits, as a KeyError.
         raise DatasetNotPreparedError(
             f"dataset {name!r} (split {split!r}) is not prepared as array_record in "
             f"{data_dir or '~/tensorflow_datasets'}; prepare it once with network access: "

@@ -12,7 +12,7 @@ A config selects one with ``config.pipeline.name`` and ``python -m train
   a pretrained network. :mod:`train.pipelines.basis`.
 
 Which layers get which method comes from a named preset of
-:mod:`compact_jax.report` (:mod:`train.pipelines.policy`). The dense network
+:data:`compact_jax.compress.PRESETS` (:mod:`train.pipelines.policy`). The dense network
 is read from ``pipeline.dense_export`` or trained first in ``WORKDIR/dense``;
 every stage resumes from its checkpoints when the command is re-run.
 """

@@ -1,19 +1,19 @@
-"""Stages shared by the compression pipelines: the dense network, evaluation, fine-tuning, reports.
+"""The skeleton of the compression pipelines: the dense network, compression, evaluation, fine-tuning, reports.
 
-Private helper of :mod:`train.pipelines`. A pipeline starts from a trained
-dense network (``pipeline.dense_export``: the ``export`` directory a
-``python -m train`` run writes; empty: train it here first, resumably, in
-``WORKDIR/dense``), compresses it, evaluates, fine-tunes in ``WORKDIR/finetune``
-with :func:`train.trainer.train` (checkpoints and resume included) and
-reports every stage.
+Private helper of :mod:`train.pipelines`. :func:`run_pipeline` is every
+pipeline: it starts from a trained dense network (``pipeline.dense_export``:
+the ``export`` directory a ``python -m train`` run writes; empty: train it here
+first, resumably, in ``WORKDIR/dense``), resolves the preset's plan, lets the
+pipeline's method hook compress the network (:class:`Compressed`), evaluates,
+fine-tunes in ``WORKDIR/finetune`` with :func:`train.trainer.train`
+(checkpoints and resume included) and reports every stage.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import flax.linen as nn
@@ -21,12 +21,17 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from train import checkpoint, data, models, optim, sharding, steps, tasks, trainer
+from compact_jax import count_params
+from compact_jax.report import format_table
+from train import checkpoint, data, models, optim, paths, sharding, steps, tasks, trainer
 from train.errors import UserError
+from train.pipelines.policy import resolve_plan
 
 __all__ = [
     "PRIMARY_METRIC",
     "PipelineResult",
+    "Compressed",
+    "run_pipeline",
     "Adapted",
     "with_penalty",
     "load_dataset",
@@ -35,9 +40,6 @@ __all__ = [
     "dense_stage",
     "evaluate",
     "finetune",
-    "get_node",
-    "set_node",
-    "copy_tree",
 ]
 
 #: The number each task reports in the stage table.
@@ -83,7 +85,7 @@ class PipelineResult:
     def summary(self) -> str:
         unit = " %" if self.metric == "accuracy" else ""
         header = ("stage", "params", "vs dense", f"{self.metric}{unit}")
-        lines = [self.title, *_table(header, self.rows()), *self.notes]
+        lines = [self.title, format_table(header, self.rows()), *self.notes]
         return "\n".join(lines)
 
     def add_trained(self, label: str, result) -> None:
@@ -94,12 +96,6 @@ class PipelineResult:
             self.notes.append(f"{label}: stopped by SIGTERM at step {int(result.state['step'])}; rerun to resume")
         else:
             self.stages.append((label, result.num_params, result.metrics))
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
-    cells = [tuple(map(str, header))] + [tuple(map(str, r)) for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    return ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))) for row in cells]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,8 +184,8 @@ def dense_model(config, dataset: data.Dataset):
     return models.build_model(_dense_config(config).model, num_classes=dataset.num_classes)
 
 
-def _subdir(workdir: str | None, name: str) -> str | None:
-    return os.path.join(workdir, name) if workdir else None
+def _subdir(workdir: paths.PathLike | None, name: str) -> paths.Path | None:
+    return paths.join(workdir, name)
 
 
 def dense_stage(config, workdir: str | None, dataset: data.Dataset) -> tuple[Any, dict, dict]:
@@ -202,7 +198,7 @@ def dense_stage(config, workdir: str | None, dataset: data.Dataset) -> tuple[Any
     model = dense_model(config, dataset)
     path = config.pipeline.get("dense_export", "")
     if path:
-        if not os.path.isdir(path):
+        if not paths.as_path(path).is_dir():
             raise UserError(f"pipeline.dense_export {path!r} is not a directory (the 'export' of a dense run)")
         tree = checkpoint.load_export(path)
         variables = {"params": tree["params"], **tree.get("model_state", {})}
@@ -243,20 +239,59 @@ def finetune(config, workdir: str | None, model, variables: Mapping, *, penalty:
     return trainer.train(config, _subdir(workdir, "finetune"), desc=desc, model=model, task=task, variables=dict(variables))
 
 
-def copy_tree(tree: Mapping) -> dict:
-    """Nested dicts copied (leaves shared)."""
-    return {k: copy_tree(v) if isinstance(v, Mapping) else v for k, v in tree.items()}
+@dataclasses.dataclass
+class Compressed:
+    """What a pipeline's method hook made of the dense network (see :func:`run_pipeline`).
+
+    Attributes:
+      title: what ran (config name, method, policy).
+      plan: the resolved (fitted, pruned) plan.
+      variables: the compact network's variables fine-tuning starts from.
+      train_model: the model fine-tuned (the compact one, or :class:`Adapted`).
+      trained_label: the fine-tuned stage's name.
+      evaluations: ``(stage, model)`` evaluated on ``variables`` before fine-tuning.
+      notes: extra report lines.
+      values: pipeline-specific numbers for :attr:`PipelineResult.values`.
+      penalty: fine-tune with the training penalty (:func:`with_penalty`).
+      desc: the fine-tuning run's progress label.
+      after: called with the result once fine-tuned (e.g. to add measurements).
+    """
+
+    title: str
+    plan: Any
+    variables: dict
+    train_model: Any
+    trained_label: str
+    evaluations: list[tuple[str, Any]] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
+    values: dict = dataclasses.field(default_factory=dict)
+    penalty: bool = False
+    desc: str = "finetune"
+    after: Callable[[PipelineResult], None] | None = None
 
 
-def get_node(tree: Mapping, path: str) -> Any:
-    """``tree["a"]["b"]`` for ``path="a/b"``."""
-    for part in path.split("/"):
-        tree = tree[part]
-    return tree
+#: ``(config, plan, model, variables, dataset) -> Compressed``: a pipeline's method step.
+MethodHook = Callable[[ml_collections.ConfigDict, Any, Any, dict, data.Dataset], Compressed]
 
 
-def set_node(tree: dict, path: str, value: Any) -> None:
-    *parents, last = path.split("/")
-    for part in parents:
-        tree = tree[part]
-    tree[last] = value
+def run_pipeline(config, workdir: str | None, method: MethodHook) -> PipelineResult:
+    """Dense -> the method's compression -> evaluate -> fine-tune -> evaluate.
+
+    Stages: ``dense``, each of the hook's ``evaluations``, then the fine-tuned
+    network (``trained_label``); parameters counted by :func:`compact_jax.count_params`.
+    """
+    dataset = load_dataset(config)
+    model, variables, dense_metrics = dense_stage(config, workdir, dataset)
+    plan = resolve_plan(config.model.compress, model, input_shape(dataset))
+    out = method(config, plan, model, variables, dataset)
+    result = PipelineResult(title=out.title, metric=PRIMARY_METRIC[dataset.task], notes=list(out.notes),
+                            values=dict(out.values))
+    result.stages.append(("dense", count_params(variables["params"]), dense_metrics))
+    size = count_params(out.variables["params"])
+    for label, stage_model in out.evaluations:
+        result.stages.append((label, size, evaluate(config, stage_model, out.variables, dataset)))
+    tuned = finetune(config, workdir, out.train_model, out.variables, penalty=out.penalty, desc=out.desc)
+    result.add_trained(out.trained_label, tuned)
+    if out.after is not None:
+        out.after(result)
+    return result

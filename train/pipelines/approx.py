@@ -20,11 +20,12 @@ from __future__ import annotations
 import jax
 import numpy as np
 
+from compact_jax.experiments import relative_error
+from compact_jax.pytree import get_node, set_node
 from train.errors import UserError
 from train.pipelines import _stages
-from train.pipelines.policy import resolve_plan
 
-__all__ = ["FITS", "fit_series", "quantizer", "run"]
+__all__ = ["FITS", "fit_series", "quantizer", "compress_series", "run"]
 
 FITS = ("closed_form", "gradient")
 _SERIES = ("cosine", "chebyshev")
@@ -47,16 +48,15 @@ def fit_series(plan, dense_params, *, how: str = "closed_form") -> tuple[object,
     for entry in plan.layers:
         if entry.method not in _SERIES:
             continue
-        kernel = _stages.get_node(dense_params, entry.path)["kernel"]
-        node = dict(_stages.get_node(params, entry.path))
+        kernel = get_node(dense_params, entry.path)["kernel"]
+        node = dict(get_node(params, entry.path))
         if how == "gradient":
             fitted, _ = fit_gradient(kernel, entry.spec)
             node.update(fitted)
-            _stages.set_node(params, entry.path, node)
+            set_node(params, entry.path, node)
         ph, pw = series.basis_matrices(entry.spec)  # kernel[h, w] = sum_ij P_h[h, i] A[i, j] P_w[w, j]
         approx = np.einsum("hi,ijco,wj->hwco", ph, np.asarray(node["coeffs"], np.float64), pw)
-        kernel = np.asarray(kernel, np.float64)
-        errors.append(float(np.linalg.norm(approx - kernel) / max(np.linalg.norm(kernel), 1e-12)))
+        errors.append(relative_error(approx, kernel))
     notes = [f"{how} fit of {len(errors)} series layers: mean relative kernel error {np.mean(errors):.4f}"] if errors else []
     return plan, params, notes
 
@@ -73,32 +73,26 @@ def quantizer(quant_cfg):
         raise UserError(f"pipeline.quant: {error}") from None
 
 
-def run(config, workdir: str | None) -> _stages.PipelineResult:
-    """Dense -> regress -> evaluate (Pre) -> fine-tune -> evaluate (Post); see the module docstring."""
+def compress_series(config, plan, model, variables, dataset) -> _stages.Compressed:
+    """The method hook of :func:`run`: regression, optionally fake quantisation."""
     from compact_jax import compress
 
-    dataset = _stages.load_dataset(config)
-    model, variables, dense_metrics = _stages.dense_stage(config, workdir, dataset)
-    plan = resolve_plan(config.model.compress, model, _stages.input_shape(dataset))
     plan, params, notes = fit_series(plan, variables["params"], how=config.pipeline.get("fit", "closed_form"))
     compact = compress.build(plan)
-    fitted = {**variables, "params": params}
-    result = _stages.PipelineResult(
-        title=f"{config.get('name', 'approx_finetune')}: ApproxConv regression then fine-tuning "
-              f"(policy {plan.policy.name})",
-        metric=_stages.PRIMARY_METRIC[dataset.task],
-        notes=notes,
-    )
-    count = lambda tree: sum(int(np.size(leaf)) for leaf in jax.tree.leaves(tree))  # noqa: E731
-    result.stages.append(("dense", count(variables["params"]), dense_metrics))
-    result.stages.append(("fitted (Pre)", count(params), _stages.evaluate(config, compact, fitted, dataset)))
+    evaluations = [("fitted (Pre)", compact)]
+    label = "fine-tuned (Post)"
     q = quantizer(config.pipeline.get("quant"))
     if q is not None:
-        quantized = _stages.Adapted(compact, quantizer=q, quantize_inputs=bool(config.pipeline.quant.get("activations", True)))
-        result.stages.append((f"fitted, {q.kind} {q.bits}-bit", count(params),
-                              _stages.evaluate(config, quantized, fitted, dataset)))
-        compact = quantized
-    tuned = _stages.finetune(config, workdir, compact, fitted)
-    label = "fine-tuned (Post)" if q is None else f"fine-tuned, {q.kind} {q.bits}-bit (Post)"
-    result.add_trained(label, tuned)
-    return result
+        compact = _stages.Adapted(compact, quantizer=q, quantize_inputs=bool(config.pipeline.quant.get("activations", True)))
+        evaluations.append((f"fitted, {q.kind} {q.bits}-bit", compact))
+        label = f"fine-tuned, {q.kind} {q.bits}-bit (Post)"
+    return _stages.Compressed(
+        title=f"{config.get('name', 'approx_finetune')}: ApproxConv regression then fine-tuning "
+              f"(policy {plan.policy.name})",
+        plan=plan, variables={**variables, "params": params}, train_model=compact, trained_label=label,
+        evaluations=evaluations, notes=notes)
+
+
+def run(config, workdir: str | None) -> _stages.PipelineResult:
+    """Dense -> regress -> evaluate (Pre) -> fine-tune -> evaluate (Post); see the module docstring."""
+    return _stages.run_pipeline(config, workdir, compress_series)

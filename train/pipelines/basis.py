@@ -20,12 +20,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from compact_jax.pytree import get_node
 from train import steps
 from train.errors import UserError
 from train.pipelines import _stages
-from train.pipelines.policy import resolve_plan
 
-__all__ = ["INITS", "regularized_layers", "basis_penalty", "basis_distance", "run"]
+__all__ = ["INITS", "regularized_layers", "basis_penalty", "basis_distance", "compress_basis", "run"]
 
 INITS = ("svd", "random")
 
@@ -36,7 +36,7 @@ def regularized_layers(plan) -> list:
 
 
 def _layer_params(params, plan, entry) -> dict:
-    node = _stages.get_node(params, entry.path)
+    node = get_node(params, entry.path)
     out = {"coef": node["coef"]}
     out["basis"] = params[plan.shared_basis(entry.share).module_name]["basis"] if entry.share else node["basis"]
     if entry.spec.basis_bias:
@@ -49,7 +49,7 @@ def basis_penalty(plan, dense_params, gamma: float):
     from compact_jax import basis
 
     entries = regularized_layers(plan)
-    kernels = {e.path: jnp.asarray(_stages.get_node(dense_params, e.path)["kernel"]) for e in entries}
+    kernels = {e.path: jnp.asarray(get_node(dense_params, e.path)["kernel"]) for e in entries}
 
     def penalty(params):
         total = jnp.zeros((), jnp.float32)
@@ -67,53 +67,51 @@ def basis_distance(plan, params, dense_params) -> float:
     residual = total = 0.0
     build = jax.jit(basis.build_kernel, static_argnums=1)
     for entry in regularized_layers(plan):
-        kernel = np.asarray(_stages.get_node(dense_params, entry.path)["kernel"], np.float64)
+        kernel = np.asarray(get_node(dense_params, entry.path)["kernel"], np.float64)
         approx = np.asarray(build(_layer_params(params, plan, entry), entry.spec), np.float64)
         residual += float(np.sum((kernel - approx) ** 2))
         total += float(np.sum(kernel**2))
     return float(np.sqrt(residual / total)) if total else float("nan")
 
 
-def run(config, workdir: str | None) -> _stages.PipelineResult:
-    """Dense -> SVD (or random) init -> train with the Eq. (18) penalty -> evaluate."""
+def compress_basis(config, plan, model, variables, dataset) -> _stages.Compressed:
+    """The method hook of :func:`run`: SVD (or random) init and the Eq. (18) penalty."""
     from compact_jax import compress
 
-    cfg = config.pipeline
-    init, gamma = cfg.get("init", "svd"), float(cfg.get("gamma", 0.0))
-    if init not in INITS:
-        raise UserError(f"pipeline.init must be one of {', '.join(INITS)}; got {init!r}")
-    if gamma < 0:
-        raise UserError(f"pipeline.gamma must be >= 0; got {gamma}")
-    dataset = _stages.load_dataset(config)
-    model, variables, dense_metrics = _stages.dense_stage(config, workdir, dataset)
-    shape = _stages.input_shape(dataset)
-    plan = resolve_plan(config.model.compress, model, shape)
+    init, gamma = config.pipeline.get("init", "svd"), float(config.pipeline.get("gamma", 0.0))
     compact = compress.build(plan)
     if init == "svd":
         plan, params = compress.fit(plan, variables["params"])
         start = {**variables, "params": params}
     else:
         key = jax.random.key(int(config.seed), impl=steps.RNG_IMPL)
-        init = jax.jit(lambda x: compact.init({"params": key, "dropout": key}, x, train=False))
-        start = jax.device_get(init(jnp.zeros(shape)))
+        init_fn = jax.jit(lambda x: compact.init({"params": key, "dropout": key}, x, train=False))
+        start = jax.device_get(init_fn(jnp.zeros(_stages.input_shape(dataset))))
     dense_params = variables["params"]
-    result = _stages.PipelineResult(
+    before = basis_distance(plan, start["params"], dense_params)
+
+    def after(result: _stages.PipelineResult) -> None:
+        distance = basis_distance(plan, jax.device_get(result.state["params"]), dense_params)
+        skipped = [e.path for e in plan.layers if e.method == "basis" and e not in regularized_layers(plan)]
+        result.notes.append(f"relative ||W - BA||: {before:.4f} at the start, {distance:.4f} after training"
+                            + (f" (not counted: {len(skipped)} layers with a k x k coefficient conv)" if skipped else ""))
+        result.values.update(distance_before=before, distance_after=distance)
+
+    return _stages.Compressed(
         title=f"{config.get('name', 'basis')}: filter basis from a {'SVD of the' if init == 'svd' else 'random init,'} "
               f"pretrained network, gamma={gamma:g} (policy {plan.policy.name})",
-        metric=_stages.PRIMARY_METRIC[dataset.task])
-    count = lambda tree: sum(int(np.size(leaf)) for leaf in jax.tree.leaves(tree))  # noqa: E731
-    result.stages.append(("dense", count(dense_params), dense_metrics))
-    before = basis_distance(plan, start["params"], dense_params)
-    if init == "svd":
-        result.stages.append(("SVD init", count(start["params"]), _stages.evaluate(config, compact, start, dataset)))
-    model_to_train = compact
-    if gamma:
-        model_to_train = _stages.Adapted(compact, penalty=basis_penalty(plan, dense_params, gamma))
-    tuned = _stages.finetune(config, workdir, model_to_train, start, penalty=bool(gamma), desc="basis")
-    result.add_trained("trained", tuned)
-    after = basis_distance(plan, jax.device_get(tuned.state["params"]), dense_params)
-    skipped = [e.path for e in plan.layers if e.method == "basis" and e not in regularized_layers(plan)]
-    result.notes.append(f"relative ||W - BA||: {before:.4f} at the start, {after:.4f} after training"
-                        + (f" (not counted: {len(skipped)} layers with a k x k coefficient conv)" if skipped else ""))
-    result.values.update(distance_before=before, distance_after=after)
-    return result
+        plan=plan, variables=start,
+        train_model=_stages.Adapted(compact, penalty=basis_penalty(plan, dense_params, gamma)) if gamma else compact,
+        trained_label="trained", evaluations=[("SVD init", compact)] if init == "svd" else [],
+        penalty=bool(gamma), desc="basis", after=after)
+
+
+def run(config, workdir: str | None) -> _stages.PipelineResult:
+    """Dense -> SVD (or random) init -> train with the Eq. (18) penalty -> evaluate."""
+    cfg = config.pipeline
+    init, gamma = cfg.get("init", "svd"), float(cfg.get("gamma", 0.0))
+    if init not in INITS:
+        raise UserError(f"pipeline.init must be one of {', '.join(INITS)}; got {init!r}")
+    if gamma < 0:
+        raise UserError(f"pipeline.gamma must be >= 0; got {gamma}")
+    return _stages.run_pipeline(config, workdir, compress_basis)

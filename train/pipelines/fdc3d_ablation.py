@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import copy
 import hashlib
-import os
 import sys
 from collections.abc import Sequence
 
@@ -39,6 +38,7 @@ import numpy as np
 
 from compact_jax.bench.timing import print_table
 from train import config as config_lib
+from train import paths
 from train.errors import UserError
 from train.pipelines import _stages
 from train.pipelines import fdc3d as fdc3d_lib
@@ -151,7 +151,7 @@ def ablation(config_name: str, seeds: Sequence[int], *, views: Sequence[str] = V
             raise UserError(f"{config_name}: the ablation compares test accuracy; dataset {config.data.name!r} "
                             f"is a {dataset.task} task")
         result.majority = _majority_rate(dataset)
-        run_dir = os.path.join(workdir, _dense_run_name(config)) if workdir else None
+        run_dir = paths.join(workdir, _dense_run_name(config))
         model, variables, metrics = _stages.dense_stage(config, run_dir, dataset)
         result.dense.append(float(metrics["accuracy"]))
         for label, transform in TRANSFORMS.items():

@@ -1,12 +1,12 @@
 """Which layers get which compact method: a named compression preset from ``config.model.compress``.
 
-The rules themselves live in :mod:`compact_jax.report`'s presets (the papers'
+The rules themselves live in :data:`compact_jax.compress.PRESETS` (the papers'
 configurations, with their published figures); a config only names one and,
 optionally, adjusts it without restating its rules::
 
     model:
       compress:
-        preset: approx-resnet32     # a compact_jax.report.PRESETS name ("" : no policy)
+        preset: approx-resnet32     # a compact_jax.compress.PRESETS name ("" : no policy)
         method: chebyshev           # swap the method of every compressed rule ("" : keep)
         values: "3,3,2,2"           # one value per compressed rule, in order ("" : keep)
         option: harmonics           # ... of this option
@@ -54,15 +54,15 @@ def policy_from_config(compress_cfg):
     Raises:
       UserError: an unknown preset, method or option, or a wrong number of values.
     """
-    from compact_jax import compress, report
+    from compact_jax import compress
 
     unknown = sorted(set(compress_cfg) - set(COMPRESS_KEYS))
     if unknown:
         raise UserError(f"model.compress has unknown keys {unknown}; valid keys: {', '.join(COMPRESS_KEYS)}")
     name = compress_cfg.get("preset", "")
-    if name not in report.PRESETS:
-        raise UserError(f"unknown compression preset {name!r}; valid presets: {', '.join(report.PRESETS)}")
-    policy = report.PRESETS[name].policy
+    if name not in compress.PRESETS:
+        raise UserError(f"unknown compression preset {name!r}; valid presets: {', '.join(compress.PRESETS)}")
+    policy = compress.PRESETS[name].policy
     rules = list(policy.rules)
     compressed = [i for i, rule in enumerate(rules) if rule.method != "dense"]
     method = compress_cfg.get("method", "")

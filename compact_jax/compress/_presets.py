@@ -1,9 +1,9 @@
 """Named compression policies from the papers, with their counting conventions and figures.
 
-Private helper of :mod:`compact_jax.report` (use ``report.PRESETS`` /
-``report.get_preset``). Each preset records how its paper counts parameters
-(:class:`~compact_jax.report._count.Counting`) and the published figures to
-print beside ours.
+Private helper of :mod:`compact_jax.compress` (use ``compress.PRESETS`` /
+``compress.get_preset``; :mod:`compact_jax.report` re-exports them). Each
+preset records how its paper counts parameters (:class:`Counting`) and the
+published figures to print beside ours.
 """
 
 from __future__ import annotations
@@ -13,11 +13,53 @@ import types
 from collections.abc import Mapping
 from typing import Any
 
-from compact_jax.compress import Policy, Rule, expand_runs, per_group_rules
-from compact_jax.report._count import Counting
+from compact_jax.compress._policy import Policy, Rule, expand_runs, per_group_rules
 
-__all__ = ["PaperFigure", "ModelSetting", "Preset", "PRESETS", "get_preset",
+__all__ = ["CATEGORIES", "Counting", "PaperFigure", "ModelSetting", "Preset", "PRESETS", "get_preset",
            "ALL", "FILTER_BASIS", "PER_BLOCK", "CONV_WEIGHTS"]
+
+CATEGORIES = ("conv", "conv_bias", "norm", "classifier", "other")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Counting:
+    """Which parameters a count includes (each paper counts differently).
+
+    Convolution weights (the dense kernels, or the compact parameters standing
+    for them, shared bases included) always count.
+
+    Attributes:
+      conv_bias: convolution biases (and a filter basis's basis bias).
+      norm: batch / layer norm scales and offsets.
+      classifier: the last fully connected layer (weights and bias).
+      other: everything else (PReLU slopes, layer scales, ConvNeXt's pointwise
+        linear layers, ...).
+      scope: a glob over module paths restricting the count (and the
+        multiply-adds), e.g. ``"block0/*"`` for one residual block; a shared
+        basis counts when any layer using it is in scope.
+    """
+
+    conv_bias: bool = True
+    norm: bool = True
+    classifier: bool = True
+    other: bool = True
+    scope: str = "*"
+
+    def includes(self, category: str) -> bool:
+        return category == "conv" or getattr(self, category)
+
+    def describe(self) -> str:
+        """E.g. ``"conv weights + classifier (no conv biases, no norm layers, no other)"``."""
+        names = {"conv_bias": "conv biases", "norm": "norm layers", "classifier": "classifier", "other": "other"}
+        kept = [names[c] for c in CATEGORIES[1:] if getattr(self, c)]
+        dropped = [names[c] for c in CATEGORIES[1:] if not getattr(self, c)]
+        text = " + ".join(["conv weights"] + kept)
+        if dropped:
+            text += " (no " + ", no ".join(dropped) + ")"
+        if self.scope != "*":
+            text += f", only {self.scope!r}"
+        return text
+
 
 ALL = Counting()
 """Every parameter (3D-FilterMap Table 2; ApproxConv's CIFAR table)."""
@@ -105,15 +147,19 @@ def _filtermap() -> Preset:
 def _basis_presets() -> list[Preset]:
     vgg = Policy(name="basis-vgg16", rules=[
         Rule(path="conv[0-2]", method="dense"),  # "the first three convolutional layers are not compressed"
-        Rule(kernel="3x3", method="basis", options={"num_basis": 128, "split_size": 128}),
+        # conv3 (128 -> 128) alone is larger than dense with m = 128: the paper's own setting.
+        Rule(kernel="3x3", method="basis", options={"num_basis": 128, "split_size": 128, "allow_larger": True}),
     ])
     densenet = Policy(name="basis-densenet40", rules=[
-        Rule(path="block*/layer*/conv", method="basis", options={"num_basis": 36, "coef_kernel_size": 3},
-             share="network"),
+        # One shared basis: each 12-filter layer alone (its 3x3 coefficients) is larger than dense.
+        Rule(path="block*/layer*/conv", method="basis",
+             options={"num_basis": 36, "coef_kernel_size": 3, "allow_larger": True}, share="network"),
         Rule(path="transition*/conv", method="basis", options={"num_basis": _transition_rank}),
     ])
     resnet56 = Policy(name="basis-resnet56", rules=[
-        Rule(kernel="3x3", in_features=c, method="basis", options={"num_basis": m}, share="c{in_features}")
+        # Shared per width: a 16-channel layer counted with its own basis is larger than dense.
+        Rule(kernel="3x3", in_features=c, method="basis", options={"num_basis": m, "allow_larger": True},
+             share="c{in_features}")
         for c, m in ((16, 24), (32, 48), (64, 84))
     ])
     out = [
