@@ -16,7 +16,7 @@ CASES = [
     (cj.filtermap, cj.FilterMapSpec(features=16, in_features=8, kernel_size=(3, 3))),
     (cj.filtermap, cj.FilterMapSpec(features=12, in_features=6, kernel_size=(5, 5), gradient="sum")),
     (cj.basis, cj.BasisSpec(features=8, in_features=8, kernel_size=(3, 3), num_basis=5, splits=2)),
-    (cj.basis, cj.BasisSpec(features=6, in_features=4, kernel_size=(3, 3), num_basis=40, path="reconstruct")),
+    (cj.basis, cj.BasisSpec(features=6, in_features=4, kernel_size=(3, 3), num_basis=40, execution_path="reconstruct")),
     (cj.series, cj.SeriesSpec(features=6, in_features=4, kernel_size=(3, 3), family="cosine", harmonics=2)),
     (cj.series, cj.SeriesSpec(features=6, in_features=6, kernel_size=(5, 5), family="chebyshev",
                               harmonics=(4, 2), feature_group_count=3)),

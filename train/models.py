@@ -60,6 +60,7 @@ def conv_factory(
     if method not in valid:
         raise UserError(f"unknown conv method {method!r}; {_close(method, valid)}valid: {', '.join(valid)}")
     record = registry.get_method(method)
+    kwargs = record.rename_options(kwargs, where=f"conv method {record.name!r}")
     compact = functools.partial(linen.conv_class(record), **kwargs)
     dense_layers = tuple(dense_layers)
     if record.name == "dense" or (not dense_1x1 and not dense_layers):

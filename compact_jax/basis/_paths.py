@@ -96,14 +96,14 @@ def path_macs(spec: BasisSpec, x_shape: Sequence[int], **conv_kwargs: Any) -> di
 
 
 def choose_path(spec: BasisSpec, x_shape: Sequence[int], **conv_kwargs: Any) -> str:
-    """The path :func:`apply` takes: ``spec.path`` unless it is ``"auto"``.
+    """The path :func:`apply` takes: ``spec.execution_path`` unless it is ``"auto"``.
 
     ``"auto"`` picks ``"decomposed"`` for a coefficient kernel larger than 1x1
     (no single-kernel form) and otherwise when its multiply-adds are below
     :data:`AUTO_MAC_RATIO` times the reconstruct path's.
     """
-    if spec.path != "auto":
-        return spec.path
+    if spec.execution_path != "auto":
+        return spec.execution_path
     if spec.coef_kernel_size != (1, 1):
         return "decomposed"
     macs = path_macs(spec, x_shape, **conv_kwargs)
