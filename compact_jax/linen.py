@@ -153,7 +153,10 @@ class CompactConv(ConvFields):
         if not all(self.has_variable("params", name) for name in shapes):
             fitted = fit_kernel_init(self.method, spec, self.kernel_init, self.make_rng("params"),
                                      self.param_dtype, shapes, where=self._where())
-        return {name: self.param(name, lambda _key, name=name: fitted[name]) for name in shapes}
+        # Flax checks an existing param's shape by tracing its init: the placeholder has the same shape.
+        return {name: self.param(name, lambda _key, name=name: fitted[name] if fitted is not None
+                                 else jnp.zeros(shapes[name].shape, self.param_dtype))
+                for name in shapes}
 
     def _where(self) -> str:
         return f"{type(self).__name__}({self.name or ''})"
