@@ -237,14 +237,16 @@ def _declare_spec_fields(cls: type, method: Method) -> None:
     annotations = cls.__dict__.get("__annotations__", {})
     inherited = {name for base in cls.__mro__[1:] for name in getattr(base, "__annotations__", {})}
     new = {}
+    # Module attributes, plus the fields and instance attributes flax adds to every module.
+    flax_names = set(dir(nn.Module)) | {"parent", "name", "scope"}
     for field in method.module_fields:
-        if field.name in annotations or field.name in inherited:
-            continue
-        if hasattr(nn.Module, field.name):
+        if field.name in flax_names:
             raise ValueError(
                 f"{cls.__name__}: method {method.name!r}'s spec field {field.name!r} would shadow "
                 f"flax.linen.Module.{field.name}; rename the spec field (see compact_jax.protocol.renamed_fields)"
             )
+        if field.name in annotations or field.name in inherited:
+            continue
         new[field.name] = field.type if field.default is not dataclasses.MISSING or field.type.endswith("None") \
             else f"{field.type} | None"
         default = field.default
