@@ -179,12 +179,17 @@ class CompactConv(nnx.Module):
                                param_dtype, shapes, where=type(self).__name__)
 
     def compact_params(self) -> dict:
+        """The compact parameters' values by name (what the forward pass uses)."""
+        return self._compact_params()
+
+    def _compact_params(self) -> dict:
+        # Private: nnx.tabulate lists each public method call as a row of its own.
         return {name: getattr(self, name)[...] for name in self.param_names}
 
     def __call__(self, inputs: Any) -> Any:
         return layer_apply(
             self.method,
-            self.compact_params(),
+            self._compact_params(),
             inputs,
             self.spec,
             bias=None if self.bias is None else self.bias[...],
@@ -352,8 +357,8 @@ class BasisConv(CompactConv, method=_basis.METHOD):
             names.append("basis_bias")
         return names
 
-    def compact_params(self) -> dict:
-        params = super().compact_params()
+    def _compact_params(self) -> dict:
+        params = super()._compact_params()
         if self.shared_basis is not None:
             params["basis"] = self.shared_basis.basis[...]
         return params

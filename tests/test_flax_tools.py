@@ -106,6 +106,7 @@ def test_nnx_tabulate_leaves_the_class_usable(name):
     module = cls(IN, OUT, ks, rngs=nnx.Rngs(0), **own)
     table = _text(nnx.tabulate(module, _input(ks), console_kwargs={"width": 300}))
     assert f"{cls.method.num_params(_spec(name)) + OUT:,}" in table
+    assert "compact_params" not in table  # internal calls are no rows of their own
     again = cls(IN, OUT, ks, rngs=nnx.Rngs(0), **own)  # raised TypeError after nnx.tabulate before
     np.testing.assert_allclose(again(_input(ks)), module(_input(ks)), rtol=1e-6, atol=1e-6)
 
