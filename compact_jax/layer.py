@@ -16,9 +16,9 @@ import jax.numpy as jnp
 
 from compact_jax import arith
 from compact_jax.conv import add_channel_bias, check_conv_input, conv
-from compact_jax.protocol import ConvSpec
+from compact_jax.protocol import ConvSpec, Method
 
-__all__ = ["layer_apply", "canonical_kernel_size"]
+__all__ = ["layer_apply", "canonical_kernel_size", "method_class"]
 
 
 def canonical_kernel_size(kernel_size: Any, *, where: str) -> tuple[int, ...]:
@@ -30,8 +30,31 @@ def canonical_kernel_size(kernel_size: Any, *, where: str) -> tuple[int, ...]:
     return tuple(kernel_size)
 
 
+def method_class(method: str | Method, *, base: type, named: dict[str, type], generated: dict[str, type]) -> type:
+    """The module class (Linen or NNX, after ``base``) of a registered method.
+
+    Args:
+      method: a name, alias or record of :data:`compact_jax.METHODS`.
+      base: the framework's ``CompactConv``.
+      named: canonical name -> the hand-named class (``"cosine"`` -> ``CosConv``).
+      generated: cache of classes generated from records, updated in place; a
+        class is regenerated when its name is registered to another record.
+    """
+    from compact_jax.registry import get_method
+
+    record = get_method(method)
+    cls = named.get(record.name) or generated.get(record.name)
+    if cls is None or cls.method is not record:
+        name = "".join(part.capitalize() for part in record.name.split("_")) + "Conv"
+        doc = f"{base.__module__} module of method {record.name!r}: {record.description}"
+        cls = type(name, (base,), {"__module__": base.__module__, "__qualname__": name, "__doc__": doc},
+                   method=record)
+        generated[record.name] = cls
+    return cls
+
+
 def layer_apply(
-    method: ModuleType,
+    method: ModuleType | Method,
     params: dict,
     x: jax.Array,
     spec: ConvSpec,
@@ -51,7 +74,7 @@ def layer_apply(
     ``conv(x, build_kernel(params, spec))``; then the bias.
 
     Args:
-      method: a method module (see :mod:`compact_jax.protocol`).
+      method: a method record or module (see :mod:`compact_jax.protocol`).
       params: the method's compact parameters.
       x: ``(*batch, *spatial, spec.in_features)``.
       spec: the method's spec.

@@ -32,9 +32,8 @@ from compact_jax import filtermap as _filtermap
 from compact_jax import series as _series
 from compact_jax import fdc3d as _fdc3d
 from compact_jax.arith import PaddingLike
-from compact_jax.layer import canonical_kernel_size, layer_apply
+from compact_jax.layer import canonical_kernel_size, layer_apply, method_class
 from compact_jax.protocol import ConvSpec, Method, rename_deprecated
-from compact_jax.registry import get_method
 
 __all__ = [
     "CompactConv",
@@ -401,18 +400,11 @@ class BasisConv(CompactConv, method=_basis.METHOD):
     basis: SharedBasis | None = None
 
     def spec(self, in_features: int) -> _basis.BasisSpec:
-        shape = self.conv_shape(in_features)
-        num_basis, basis_in_features = self.num_basis, None
-        if self.basis is not None:
-            if not isinstance(self.basis, SharedBasis):
-                raise TypeError(f"{self._where()}: basis must be a SharedBasis, got {type(self.basis).__name__}")
-            num_basis, basis_in_features = _basis.shared_basis_fields(
-                self.basis.shape, num_basis=num_basis, kernel_size=shape["kernel_size"], where=self._where()
-            )
-        if num_basis is None:
-            raise ValueError(f"{self._where()}: num_basis is required without a shared basis")
+        if self.basis is not None and not isinstance(self.basis, SharedBasis):
+            raise TypeError(f"{self._where()}: basis must be a SharedBasis, got {type(self.basis).__name__}")
         own = {f.name: getattr(self, f.name) for f in self.method.module_fields}
-        return self.method.spec(**shape, **{**own, "num_basis": num_basis}, basis_in_features=basis_in_features)
+        shared = None if self.basis is None else self.basis.shape
+        return _basis.layer_spec(self.conv_shape(in_features), own, shared, where=self._where())
 
     def compact_params(self, spec: _basis.BasisSpec) -> dict:
         dtype = self.param_dtype
@@ -466,15 +458,4 @@ def conv_class(method: str | Method) -> type:
     :class:`CosConv`); any other registered method gets a class generated from
     its record (and reused while the record stays registered).
     """
-    record = get_method(method)
-    named = _NAMED.get(record.name)
-    if named is not None and named.method is record:
-        return named
-    cls = _GENERATED.get(record.name)
-    if cls is None or cls.method is not record:
-        name = "".join(part.capitalize() for part in record.name.split("_")) + "Conv"
-        cls = type(name, (CompactConv,), {"__module__": __name__, "__qualname__": name,
-                                          "__doc__": f"Linen module of method {record.name!r}: {record.description}"},
-                   method=record)
-        _GENERATED[record.name] = cls
-    return cls
+    return method_class(method, base=CompactConv, named=_NAMED, generated=_GENERATED)

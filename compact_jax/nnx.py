@@ -16,6 +16,8 @@ mesh axis names (``{"coef": (None, None, None, "model")}``), as
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -31,9 +33,8 @@ from compact_jax import filtermap as _filtermap
 from compact_jax import series as _series
 from compact_jax import fdc3d as _fdc3d
 from compact_jax.arith import PaddingLike
-from compact_jax.layer import canonical_kernel_size, layer_apply
+from compact_jax.layer import canonical_kernel_size, layer_apply, method_class
 from compact_jax.protocol import ConvSpec, Method
-from compact_jax.registry import get_method
 
 __all__ = [
     "CompactConv",
@@ -47,6 +48,22 @@ __all__ = [
     "load_linen_params",
     "conv_class",
 ]
+
+
+def _signature(cls: type, method: Method) -> inspect.Signature:
+    """``flax.nnx.Conv``'s signature plus the spec's fields (keyword-only, the spec's defaults)."""
+    params = [p for p in inspect.signature(CompactConv.__init__).parameters.values() if p.name != "self"]
+    kwargs = [p for p in params if p.kind is p.VAR_KEYWORD]
+    params = [p for p in params if p.kind is not p.VAR_KEYWORD]
+    if cls.__init__ is not CompactConv.__init__:  # a subclass's own keyword arguments (BasisConv's basis)
+        params += [p for p in inspect.signature(cls.__init__).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    taken = {p.name for p in params}
+    for field in method.module_fields:
+        if field.name not in taken:
+            default = None if field.default is dataclasses.MISSING else field.default
+            params.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                            annotation=field.type))
+    return inspect.Signature(params + kwargs)
 
 
 class CompactConv(nnx.Module):
@@ -66,6 +83,7 @@ class CompactConv(nnx.Module):
             if not isinstance(method, Method):
                 raise TypeError(f"{cls.__name__}: method must be a compact_jax.protocol.Method, got {method!r}")
             cls.method = method
+            cls.__signature__ = _signature(cls, method)
         super().__init_subclass__(**kwargs)
 
     def __init__(
@@ -329,14 +347,8 @@ class BasisConv(CompactConv, method=_basis.METHOD):
         super().__init__(*args, **kwargs)
 
     def make_spec(self, shape: dict, own: dict) -> _basis.BasisSpec:
-        num_basis, basis_in_features = own.get("num_basis"), None
-        if self.shared_basis is not None:
-            num_basis, basis_in_features = _basis.shared_basis_fields(
-                self.shared_basis.shape, num_basis=num_basis, kernel_size=shape["kernel_size"], where="BasisConv"
-            )
-        if num_basis is None:
-            raise ValueError("BasisConv: num_basis is required without a shared basis")
-        return self.method.spec(**shape, **{**own, "num_basis": num_basis}, basis_in_features=basis_in_features)
+        shared = None if self.shared_basis is None else self.shared_basis.shape
+        return _basis.layer_spec(shape, own, shared, where="BasisConv")
 
     def create_params(self, spec: _basis.BasisSpec, *, param_dtype: Any, rngs: nnx.Rngs, kernel_init: Any = None,
                       metadata: Mapping[str, Mapping[str, Any]] = MappingProxyType({})) -> list[str]:
@@ -377,15 +389,4 @@ _GENERATED: dict[str, type] = {}
 def conv_class(method: str | Method) -> type:
     """The NNX module class of a registered method (name, alias or record); see
     :func:`compact_jax.linen.conv_class`."""
-    record = get_method(method)
-    named = _NAMED.get(record.name)
-    if named is not None and named.method is record:
-        return named
-    cls = _GENERATED.get(record.name)
-    if cls is None or cls.method is not record:
-        name = "".join(part.capitalize() for part in record.name.split("_")) + "Conv"
-        cls = type(name, (CompactConv,), {"__module__": __name__, "__qualname__": name,
-                                          "__doc__": f"NNX module of method {record.name!r}: {record.description}"},
-                   method=record)
-        _GENERATED[record.name] = cls
-    return cls
+    return method_class(method, base=CompactConv, named=_NAMED, generated=_GENERATED)

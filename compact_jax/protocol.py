@@ -14,6 +14,11 @@ A *method* is a module exposing five names (and optionally a sixth)::
 returns the same numbers as ``conv(x, build_kernel(params, spec))`` through a
 cheaper route. Every spec derives from :class:`ConvSpec`, which carries and
 validates the shape of the dense convolution the method stands in for.
+
+Each method module also exports a :class:`Method` record of these functions
+(plus its multiply-adds and table text), registered in
+:data:`compact_jax.METHODS`; :class:`MethodModule` is the structural type both
+the modules and the records satisfy.
 """
 
 from __future__ import annotations

@@ -108,8 +108,9 @@ def main() -> None:
         start = time.perf_counter()
         data[f"{k}:{n}:{m}"] = compute(k, n, m)
         print(f"{k}:{n}:{m} {time.perf_counter() - start:.1f} s")
-    with open(PATH, "w") as f:
-        json.dump(data, f, indent=0, sort_keys=True)
+    with open(PATH, "w") as f:  # one line per case
+        f.write("{\n" + ",\n".join(f"{json.dumps(k)}: {json.dumps(data[k], sort_keys=True, separators=(',', ':'))}"
+                                    for k in sorted(data)) + "\n}\n")
     print(f"wrote {len(data)} entries to {PATH}")
 
 

@@ -76,6 +76,7 @@ __all__ = [
     "basis_regularizer",
     "basis_shape",
     "shared_basis_fields",
+    "layer_spec",
     "gamma_filter",
     "gamma_channel",
     "gamma_split",
@@ -141,6 +142,19 @@ def shared_basis_fields(
     if tuple(kernel_size) != (kh, kw):
         raise ValueError(f"{where}: kernel_size {tuple(kernel_size)} differs from the shared basis's {(kh, kw)}")
     return m, channels
+
+
+def layer_spec(shape: dict, own: dict, shared_shape: Sequence[int] | None, *, where: str) -> BasisSpec:
+    """The spec of a Linen / NNX basis layer: its conv ``shape`` and ``own`` fields, with
+    ``num_basis`` and ``basis_in_features`` read from a shared basis of ``shared_shape`` if any."""
+    num_basis, basis_in_features = own.get("num_basis"), None
+    if shared_shape is not None:
+        num_basis, basis_in_features = shared_basis_fields(
+            shared_shape, num_basis=num_basis, kernel_size=shape["kernel_size"], where=where
+        )
+    if num_basis is None:
+        raise ValueError(f"{where}: num_basis is required without a shared basis")
+    return BasisSpec(**shape, **{**own, "num_basis": num_basis}, basis_in_features=basis_in_features)
 
 
 def num_params(spec: BasisSpec) -> int:
