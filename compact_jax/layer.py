@@ -66,6 +66,8 @@ def layer_apply(
     kernel_dilation: int | Sequence[int] | None = 1,
     precision: Any = None,
     dtype: Any = None,
+    mask: Any = None,
+    promote_dtype: Any = None,
     where: str = "layer",
 ) -> jax.Array:
     """Applies a compact layer: the method's direct path if it has one, else
@@ -81,15 +83,29 @@ def layer_apply(
       strides, padding, input_dilation, kernel_dilation, precision: as in
         :func:`compact_jax.conv.conv`; ``None`` means 1.
       dtype: computation dtype; default promotes input and parameters.
+      mask: optional array of ``spec.kernel_shape`` multiplied into the
+        generated kernel (as ``flax.linen.Conv``'s ``mask``); the layer then
+        runs as ``conv(x, build_kernel(params, spec) * mask)``, never the
+        method's direct path.
+      promote_dtype: ``flax.linen.Conv``'s hook,
+        ``promote_dtype(x, *compact_params, bias, dtype=dtype, inexact=True)``
+        -> the same arrays cast to the computation dtype; default
+        :func:`flax.linen.dtypes.promote_dtype`.
       where: layer name for error messages.
     """
     check_conv_input(
         x, num_spatial=spec.num_spatial, in_features=spec.in_features, where=where, batched=True
     )
-    if dtype is None:
-        dtype = jnp.result_type(x, *jax.tree_util.tree_leaves(params))
-    x = jnp.asarray(x, dtype)
-    params = jax.tree_util.tree_map(lambda p: jnp.asarray(p, dtype), params)
+    if promote_dtype is None:
+        from flax.linen.dtypes import promote_dtype
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    promoted = promote_dtype(x, *leaves, bias, dtype=dtype, inexact=True)
+    if not isinstance(promoted, (list, tuple)) or len(promoted) != len(leaves) + 2:
+        raise TypeError(
+            f"{where}: promote_dtype must return one array per argument ({len(leaves) + 2}), got {type(promoted).__name__}"
+        )
+    x, *leaves, bias = promoted
+    params = jax.tree_util.tree_unflatten(treedef, leaves)
     conv_kwargs = dict(
         strides=1 if strides is None else strides,
         padding=padding,
@@ -99,7 +115,18 @@ def layer_apply(
         precision=precision,
     )
     direct = getattr(method, "apply", None)
-    if direct is not None:
+    if mask is not None:
+        try:
+            kernel = method.build_kernel(params, spec, precision=precision)
+        except ValueError as err:
+            raise ValueError(f"{where}: mask needs the layer's single generated kernel: {err}") from None
+        if tuple(getattr(mask, "shape", ())) != tuple(kernel.shape):
+            raise ValueError(
+                f"{where}: mask must have the generated kernel's shape {tuple(kernel.shape)} "
+                f"(*kernel_size, C_in/groups, C_out), got {getattr(mask, 'shape', mask)!r}"
+            )
+        y = conv(x, kernel * jnp.asarray(mask, kernel.dtype), **conv_kwargs)
+    elif direct is not None:
         y = direct(params, x, spec, **conv_kwargs)
     else:
         y = conv(x, method.build_kernel(params, spec, precision=precision), **conv_kwargs)

@@ -2,8 +2,12 @@
 
 Every module takes ``flax.linen.Conv``'s fields (``features, kernel_size,
 strides, padding, input_dilation, kernel_dilation, feature_group_count,
-use_bias, dtype, param_dtype, precision, bias_init``) plus its method's own,
-keyword-only. A model written as ``conv: ModuleDef = nn.Conv`` therefore takes
+use_bias, mask, dtype, param_dtype, precision, kernel_init, bias_init,
+promote_dtype``) plus its method's own, keyword-only. The kernel is generated,
+so ``kernel_init`` initialises the dense kernel the layer stands for, which is
+then fitted into the compact parameters (``method.fit``; ``None``, the
+default, is the method's own initialisation), and ``mask`` multiplies the
+generated kernel. A model written as ``conv: ModuleDef = nn.Conv`` therefore takes
 ``functools.partial(FilterMapConv, grid=(4, 4, 4))`` unchanged.
 
 Modules only hold parameters; the arithmetic is the method's pure functions,
@@ -13,11 +17,13 @@ applied through :func:`compact_jax.layer.layer_apply`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 import flax.linen as nn
 import jax
+from flax.linen.dtypes import promote_dtype
 import jax.numpy as jnp
 
 from compact_jax import dense
@@ -27,7 +33,7 @@ from compact_jax import series as _series
 from compact_jax import fdc3d as _fdc3d
 from compact_jax.arith import PaddingLike
 from compact_jax.layer import canonical_kernel_size, layer_apply, method_class
-from compact_jax.protocol import ConvSpec, Method
+from compact_jax.protocol import ConvSpec, Method, rename_deprecated
 
 __all__ = [
     "CompactConv",
@@ -44,7 +50,22 @@ __all__ = [
 
 
 class ConvFields(nn.Module):
-    """``flax.linen.Conv``'s fields, declared once for every module standing in for it."""
+    """``flax.linen.Conv``'s fields, declared once for every module standing in for it.
+
+    Attributes:
+      mask: optional array of the dense kernel's shape ``(*kernel_size,
+        C_in/groups, features)`` multiplied into the generated kernel; the
+        layer then always builds its kernel (no direct path). A layer with no
+        single kernel (a basis layer with ``coef_kernel_size > 1``) raises.
+      kernel_init: ``None`` (default): the method's own initialisation.
+        Otherwise ``flax.linen.Conv``'s initializer of the *dense* kernel,
+        ``kernel_init(key, (*kernel_size, C_in/groups, features),
+        param_dtype)``, whose kernel the method's ``fit`` turns into the
+        compact parameters (a least-squares or averaging fit, see the method).
+      promote_dtype: ``flax.linen.Conv``'s hook, called as
+        ``promote_dtype(inputs, *compact_params, bias, dtype=dtype,
+        inexact=True)``; the kernel is generated from the promoted parameters.
+    """
 
     features: int
     kernel_size: int | Sequence[int]
@@ -54,10 +75,19 @@ class ConvFields(nn.Module):
     kernel_dilation: None | int | Sequence[int] = 1
     feature_group_count: int = 1
     use_bias: bool = True
+    mask: Any = None
     dtype: Any = None
     param_dtype: Any = jnp.float32
     precision: Any = None
+    kernel_init: Any = None
     bias_init: Any = nn.initializers.zeros_init()
+    promote_dtype: Any = promote_dtype
+
+    def conv_fields(self) -> dict:
+        """``flax.linen.Conv``'s fields other than the shape (``strides`` ... ``promote_dtype``)."""
+        skip = {"features", "kernel_size", "feature_group_count"}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(ConvFields)
+                if f.init and f.name not in skip and f.name not in ("parent", "name")}
 
 
 class CompactConv(ConvFields):
@@ -80,6 +110,8 @@ class CompactConv(ConvFields):
             cls.method = method
             _declare_spec_fields(cls, method)
         super().__init_subclass__(**kwargs)
+        if cls.method is not None and cls.method.renamed:
+            _accept_renamed(cls, cls.method.renamed)
 
     @classmethod
     def from_spec(cls, spec: ConvSpec, **conv_kwargs: Any) -> CompactConv:
@@ -102,12 +134,28 @@ class CompactConv(ConvFields):
         )
 
     def compact_params(self, spec: ConvSpec) -> dict:
-        """Declares one Linen param per leaf of ``method.init``."""
+        """Declares one Linen param per leaf of ``method.init`` (fitted to ``kernel_init``'s kernel if given)."""
         shapes = _init_shapes(self.method, spec, self.param_dtype)
+        if self.kernel_init is not None:
+            return self.fitted_params(spec, shapes)
         return {
             name: self.param(name, _leaf_init(self.method, spec, self.param_dtype, name))
             for name in shapes
         }
+
+    def fitted_params(self, spec: ConvSpec, shapes: dict) -> dict:
+        """The params ``shapes`` declared from one ``kernel_init`` kernel fitted by ``method.fit``."""
+        if not callable(self.kernel_init):
+            raise TypeError(f"{self._where()}: kernel_init must be an initializer (key, shape, dtype) "
+                            f"or None, got {self.kernel_init!r}")
+        fitted = None
+        if not all(self.has_variable("params", name) for name in shapes):
+            fitted = fit_kernel_init(self.method, spec, self.kernel_init, self.make_rng("params"),
+                                     self.param_dtype, shapes, where=self._where())
+        # Flax checks an existing param's shape by tracing its init: the placeholder has the same shape.
+        return {name: self.param(name, lambda _key, name=name: fitted[name] if fitted is not None
+                                 else jnp.zeros(shapes[name].shape, self.param_dtype))
+                for name in shapes}
 
     def _where(self) -> str:
         return f"{type(self).__name__}({self.name or ''})"
@@ -137,8 +185,51 @@ class CompactConv(ConvFields):
             kernel_dilation=self.kernel_dilation,
             precision=self.precision,
             dtype=self.dtype,
+            mask=self.mask,
+            promote_dtype=self.promote_dtype,
             where=self._where(),
         )
+
+
+def fit_kernel_init(method: Method, spec: ConvSpec, kernel_init: Any, key: Any, dtype: Any, shapes: dict,
+                    *, where: str) -> dict:
+    """``method.fit`` of the dense kernel ``kernel_init(key, spec.kernel_shape, dtype)``, as ``dtype`` arrays.
+
+    Shared by the Linen and NNX modules. Raises if the fit does not give
+    exactly the parameters ``shapes`` (the method's ``init``) names.
+    """
+    kernel = kernel_init(key, spec.kernel_shape, dtype)
+    if not hasattr(kernel, "shape"):
+        raise TypeError(
+            f"{where}: kernel_init must return the dense kernel array, got {type(kernel).__name__} (a compact "
+            f"layer has no kernel parameter to attach metadata to; give per-parameter metadata instead)"
+        )
+    try:
+        fitted = method.fit(kernel, spec)
+    except ValueError as err:
+        raise ValueError(f"{where}: kernel_init's kernel cannot be fitted by method {method.name!r}: {err}") from None
+    if sorted(fitted) != sorted(shapes):
+        raise ValueError(f"{where}: method {method.name!r}'s fit gives {sorted(fitted)}, its init {sorted(shapes)}")
+    out = {}
+    for name, value in fitted.items():
+        if tuple(value.shape) != tuple(shapes[name].shape):
+            raise ValueError(f"{where}: fitted {name!r} has shape {tuple(value.shape)}, expected "
+                             f"{tuple(shapes[name].shape)}")
+        out[name] = jnp.asarray(value, dtype)
+    return out
+
+
+def _accept_renamed(cls: type, renamed: dict) -> None:
+    """Lets ``cls(...)`` take the method's deprecated field names, with a ``DeprecationWarning``."""
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if any(old in kwargs for old in renamed):
+            kwargs = rename_deprecated(kwargs, renamed, where=cls.__name__)
+        init(self, *args, **kwargs)
+
+    cls.__init__ = __init__
 
 
 def _declare_spec_fields(cls: type, method: Method) -> None:
@@ -146,7 +237,14 @@ def _declare_spec_fields(cls: type, method: Method) -> None:
     annotations = cls.__dict__.get("__annotations__", {})
     inherited = {name for base in cls.__mro__[1:] for name in getattr(base, "__annotations__", {})}
     new = {}
+    # Module attributes, plus the fields and instance attributes flax adds to every module.
+    flax_names = set(dir(nn.Module)) | {"parent", "name", "scope"}
     for field in method.module_fields:
+        if field.name in flax_names:
+            raise ValueError(
+                f"{cls.__name__}: method {method.name!r}'s spec field {field.name!r} would shadow "
+                f"flax.linen.Module.{field.name}; rename the spec field (see compact_jax.protocol.renamed_fields)"
+            )
         if field.name in annotations or field.name in inherited:
             continue
         new[field.name] = field.type if field.default is not dataclasses.MISSING or field.type.endswith("None") \
@@ -294,7 +392,9 @@ class BasisConv(CompactConv, method=_basis.METHOD):
       splits: ``s``, splits of the input channels.
       basis_bias: per-layer bias of the basis conv, shared by the splits.
       coef_kernel_size: kernel of the coefficient conv (1 by default).
-      path: ``"auto"``, ``"reconstruct"`` or ``"decomposed"``.
+      execution_path: ``"auto"``, ``"reconstruct"`` or ``"decomposed"``
+        (formerly ``path``, which is flax's ``Module.path``; ``path=`` still
+        works, with a ``DeprecationWarning``).
       basis: a :class:`SharedBasis` to use instead of an own basis.
       basis_slice: ``"leading"`` or ``"trailing"`` channels of a wider basis.
       allow_larger: accept more weights than the dense conv (see the spec).
@@ -311,6 +411,11 @@ class BasisConv(CompactConv, method=_basis.METHOD):
 
     def compact_params(self, spec: _basis.BasisSpec) -> dict:
         dtype = self.param_dtype
+        if self.kernel_init is not None:
+            if self.basis is not None:
+                raise ValueError(f"{self._where()}: kernel_init fits a layer's own basis; a shared basis= is "
+                                 f"initialised by its SharedBasis (give kernel_init=None)")
+            return super().compact_params(spec)
         if self.basis is None:
             basis = self.param("basis", lambda key: _basis.init_basis(key, spec.basis_shape, dtype))
         else:

@@ -4,6 +4,14 @@
 rngs=...)`` plus each method's own keyword-only fields. Parameter names equal
 the Linen module's, so copying a Linen ``params`` dict into an NNX module (see
 :func:`load_linen_params`) gives identical outputs.
+
+``flax.nnx.Conv``'s ``mask``, ``kernel_init``, ``promote_dtype`` and
+``bias_metadata`` mean what they mean for the Linen modules
+(:class:`compact_jax.linen.ConvFields`). In place of ``kernel_metadata`` (there
+is no kernel parameter) a layer takes ``param_metadata``, compact parameter
+name -> ``nnx.Param`` metadata, or its shorthand ``param_sharding``, name ->
+mesh axis names (``{"coef": (None, None, None, "model")}``), as
+``nnx.with_partitioning`` would attach.
 """
 
 from __future__ import annotations
@@ -11,10 +19,13 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 from flax import nnx
+from flax.nnx.variablelib import VariableMetadata
 
 from compact_jax import dense
 from compact_jax import basis as _basis
@@ -88,6 +99,7 @@ class CompactConv(nnx.Module):
         **kwargs: Any,
     ):
         names = {f.name for f in self.method.module_fields}
+        kwargs = self.method.rename_options(kwargs, where=type(self).__name__, stacklevel=3)
         own = {name: kwargs.pop(name) for name in list(kwargs) if name in names}
         shape = self.conv_shape(in_features, out_features, kernel_size, feature_group_count)
         spec = self.make_spec(shape, own)
@@ -115,12 +127,19 @@ class CompactConv(nnx.Module):
         input_dilation: None | int | Sequence[int] = 1,
         kernel_dilation: None | int | Sequence[int] = 1,
         use_bias: bool = True,
+        mask: Any = None,
         dtype: Any = None,
         param_dtype: Any = jnp.float32,
         precision: Any = None,
+        kernel_init: Any = None,
         bias_init: Any = nnx.initializers.zeros_init(),
+        promote_dtype: Any = None,
         rngs: nnx.Rngs,
+        param_metadata: Mapping[str, Mapping[str, Any]] = MappingProxyType({}),
+        param_sharding: Mapping[str, Sequence[str | None]] = MappingProxyType({}),
+        bias_metadata: Mapping[str, Any] = MappingProxyType({}),
     ):
+        where = type(self).__name__
         self.spec = spec
         self.strides = strides
         self.padding = padding
@@ -128,34 +147,68 @@ class CompactConv(nnx.Module):
         self.kernel_dilation = kernel_dilation
         self.dtype = dtype
         self.precision = precision
-        self.param_names = tuple(self.create_params(spec, param_dtype=param_dtype, rngs=rngs))
+        self.mask = nnx.data(None if mask is None else jnp.asarray(mask))
+        if promote_dtype is None:
+            from flax.nnx.nn.dtypes import promote_dtype
+        self.promote_dtype = promote_dtype
+        if kernel_init is not None and not callable(kernel_init):
+            raise TypeError(f"{where}: kernel_init must be an initializer (key, shape, dtype) or None, "
+                            f"got {kernel_init!r}")
+        metadata = _param_metadata(param_metadata, param_sharding, where=where)
+        self.param_names = tuple(self.create_params(spec, param_dtype=param_dtype, rngs=rngs,
+                                                    kernel_init=kernel_init, metadata=metadata))
+        unknown = sorted(set(metadata) - set(self.param_names))
+        if unknown:
+            raise ValueError(f"{where}: param_metadata/param_sharding name {unknown}, not parameters of this "
+                             f"layer; its parameters: {list(self.param_names)}")
+        for name in metadata:
+            _check_sharding(getattr(self, name), name, where=where)
         self.bias = (
-            nnx.Param(bias_init(rngs.params(), (spec.features,), param_dtype)) if use_bias else None
+            nnx.Param(bias_init(rngs.params(), (spec.features,), param_dtype), **bias_metadata)
+            if use_bias else nnx.data(None)
         )
 
-    @staticmethod
-    def conv_shape(in_features, out_features, kernel_size, feature_group_count) -> dict:
+    def conv_shape(self, in_features, out_features, kernel_size, feature_group_count) -> dict:
+        """The :class:`ConvSpec` fields shared by every method's spec."""
         return dict(
             features=out_features,
             in_features=in_features,
-            kernel_size=canonical_kernel_size(kernel_size, where="nnx conv"),
+            kernel_size=canonical_kernel_size(kernel_size, where=type(self).__name__),
             feature_group_count=feature_group_count,
         )
 
-    def create_params(self, spec: ConvSpec, *, param_dtype: Any, rngs: nnx.Rngs) -> list[str]:
-        """Creates one ``nnx.Param`` attribute per leaf of ``method.init``."""
-        values = self.method.init(rngs.params(), spec, dtype=param_dtype)
+    def create_params(self, spec: ConvSpec, *, param_dtype: Any, rngs: nnx.Rngs, kernel_init: Any = None,
+                      metadata: Mapping[str, Mapping[str, Any]] = MappingProxyType({})) -> list[str]:
+        """Creates one ``nnx.Param`` attribute per leaf of ``method.init`` (or of the fit of
+        ``kernel_init``'s dense kernel), with ``metadata[name]``; returns the names."""
+        if kernel_init is None:
+            values = self.method.init(rngs.params(), spec, dtype=param_dtype)
+        else:
+            values = self.fitted_init(spec, kernel_init, rngs.params(), param_dtype)
         for name, value in values.items():
-            setattr(self, name, nnx.Param(value))
+            setattr(self, name, nnx.Param(value, **metadata.get(name, {})))
         return list(values)
 
+    def fitted_init(self, spec: ConvSpec, kernel_init: Any, key: jax.Array, param_dtype: Any) -> dict:
+        """``method.fit`` of the dense kernel ``kernel_init(key, spec.kernel_shape, param_dtype)``."""
+        from compact_jax.linen import fit_kernel_init
+
+        shapes = jax.eval_shape(lambda k: self.method.init(k, spec, dtype=param_dtype), key)
+        return fit_kernel_init(self.method, spec, _strip_metadata(kernel_init, type(self).__name__), key,
+                               param_dtype, shapes, where=type(self).__name__)
+
     def compact_params(self) -> dict:
+        """The compact parameters' values by name (what the forward pass uses)."""
+        return self._compact_params()
+
+    def _compact_params(self) -> dict:
+        # Private: nnx.tabulate lists each public method call as a row of its own.
         return {name: getattr(self, name)[...] for name in self.param_names}
 
     def __call__(self, inputs: Any) -> Any:
         return layer_apply(
             self.method,
-            self.compact_params(),
+            self._compact_params(),
             inputs,
             self.spec,
             bias=None if self.bias is None else self.bias[...],
@@ -165,8 +218,58 @@ class CompactConv(nnx.Module):
             kernel_dilation=self.kernel_dilation,
             precision=self.precision,
             dtype=self.dtype,
+            mask=self.mask,
+            # flax.nnx's hook takes one tuple; layer_apply calls it the Linen (variadic) way.
+            promote_dtype=lambda *arrays, dtype, inexact: self.promote_dtype(arrays, dtype=dtype, inexact=inexact),
             where=type(self).__name__,
         )
+
+
+def _param_metadata(param_metadata: Any, param_sharding: Any, *, where: str) -> dict:
+    """Name -> ``nnx.Param`` metadata from ``param_metadata`` and the ``param_sharding`` shorthand."""
+    for label, value in (("param_metadata", param_metadata), ("param_sharding", param_sharding)):
+        if not isinstance(value, Mapping):
+            raise TypeError(f"{where}: {label} must map parameter names to values, got {value!r}")
+    out = {}
+    for name, meta in param_metadata.items():
+        if not isinstance(meta, Mapping):
+            raise TypeError(f"{where}: param_metadata[{name!r}] must be a mapping of nnx.Param metadata "
+                            f"(e.g. {{'out_sharding': (None, 'model')}}), got {meta!r}")
+        out[name] = dict(meta)
+    for name, axes in param_sharding.items():
+        if isinstance(axes, str) or not isinstance(axes, Sequence) or not all(
+                a is None or isinstance(a, str) or (isinstance(a, tuple) and all(isinstance(b, str) for b in a))
+                for a in axes):
+            raise TypeError(f"{where}: param_sharding[{name!r}] must be a tuple of mesh axis names or None "
+                            f"per dimension, got {axes!r}")
+        if "out_sharding" in out.get(name, {}):
+            raise ValueError(f"{where}: parameter {name!r} has a sharding in both param_metadata and param_sharding")
+        out.setdefault(name, {})["out_sharding"] = tuple(axes)
+    return out
+
+
+def _check_sharding(variable: nnx.Variable, name: str, *, where: str) -> None:
+    sharding = variable.get_metadata().get("out_sharding")
+    ndim = variable[...].ndim
+    if sharding is not None and len(sharding) != ndim:
+        raise ValueError(f"{where}: parameter {name!r} has {ndim} dims {tuple(variable[...].shape)}, but its "
+                         f"sharding {tuple(sharding)} names {len(sharding)}")
+
+
+def _strip_metadata(kernel_init: Any, where: str) -> Any:
+    """``kernel_init`` that refuses ``nnx.with_partitioning``: a compact layer has no dense kernel to shard."""
+
+    def init(key, shape, dtype):
+        kernel = kernel_init(key, shape, dtype)
+        if isinstance(kernel, VariableMetadata):
+            raise TypeError(
+                f"{where}: kernel_init carries metadata {dict(kernel.metadata)} for a dense kernel, but a compact "
+                f"layer stores no kernel; give param_sharding={{name: axes}} (or param_metadata) for its "
+                f"parameters instead"
+            )
+        return kernel
+
+    return init
 
 
 class DenseConv(CompactConv, method=dense.METHOD):
@@ -228,7 +331,8 @@ class SharedBasis(nnx.Module):
     """NNX twin of :class:`compact_jax.linen.SharedBasis`: one basis for several layers.
 
     Pass the same instance as ``basis=`` to several :class:`BasisConv`; NNX
-    keeps one ``nnx.Param`` ``basis`` ``(kh, kw, in_features, num_basis)``.
+    keeps one ``nnx.Param`` ``basis`` ``(kh, kw, in_features, num_basis)``,
+    with ``basis_metadata`` (e.g. ``{"out_sharding": (None, None, None, "model")}``).
     """
 
     def __init__(
@@ -239,11 +343,12 @@ class SharedBasis(nnx.Module):
         *,
         param_dtype: Any = jnp.float32,
         rngs: nnx.Rngs,
+        basis_metadata: Mapping[str, Any] = MappingProxyType({}),
     ):
         self.shape = _basis.basis_shape(
             num_basis=num_basis, in_features=in_features, kernel_size=kernel_size, where="SharedBasis"
         )
-        self.basis = nnx.Param(_basis.init_basis(rngs.params(), self.shape, param_dtype))
+        self.basis = nnx.Param(_basis.init_basis(rngs.params(), self.shape, param_dtype), **basis_metadata)
 
 
 class BasisConv(CompactConv, method=_basis.METHOD):
@@ -262,19 +367,27 @@ class BasisConv(CompactConv, method=_basis.METHOD):
         shared = None if self.shared_basis is None else self.shared_basis.shape
         return _basis.layer_spec(shape, own, shared, where="BasisConv")
 
-    def create_params(self, spec: _basis.BasisSpec, *, param_dtype: Any, rngs: nnx.Rngs) -> list[str]:
+    def create_params(self, spec: _basis.BasisSpec, *, param_dtype: Any, rngs: nnx.Rngs, kernel_init: Any = None,
+                      metadata: Mapping[str, Mapping[str, Any]] = MappingProxyType({})) -> list[str]:
+        if kernel_init is not None:
+            if self.shared_basis is not None:
+                raise ValueError("BasisConv: kernel_init fits a layer's own basis; a shared basis= is initialised "
+                                 "by its SharedBasis (give kernel_init=None)")
+            return super().create_params(spec, param_dtype=param_dtype, rngs=rngs, kernel_init=kernel_init,
+                                         metadata=metadata)
         names = ["coef"]
         if self.shared_basis is None:
-            self.basis = nnx.Param(_basis.init_basis(rngs.params(), spec.basis_shape, param_dtype))
+            self.basis = nnx.Param(_basis.init_basis(rngs.params(), spec.basis_shape, param_dtype),
+                                   **metadata.get("basis", {}))
             names.insert(0, "basis")
-        self.coef = nnx.Param(_basis.init_coef(rngs.params(), spec, param_dtype))
+        self.coef = nnx.Param(_basis.init_coef(rngs.params(), spec, param_dtype), **metadata.get("coef", {}))
         if spec.basis_bias:
-            self.basis_bias = nnx.Param(jnp.zeros((spec.num_basis,), param_dtype))
+            self.basis_bias = nnx.Param(jnp.zeros((spec.num_basis,), param_dtype), **metadata.get("basis_bias", {}))
             names.append("basis_bias")
         return names
 
-    def compact_params(self) -> dict:
-        params = super().compact_params()
+    def _compact_params(self) -> dict:
+        params = super()._compact_params()
         if self.shared_basis is not None:
             params["basis"] = self.shared_basis.basis[...]
         return params

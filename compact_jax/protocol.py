@@ -24,7 +24,9 @@ the modules and the records satisfy.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -32,7 +34,15 @@ import jax
 
 from compact_jax.validate import check_int_tuple, check_positive_int
 
-__all__ = ["ConvSpec", "Method", "MethodModule", "NOT_A_MODULE_FIELD", "check_kernel_shape", "count_params"]
+__all__ = [
+    "ConvSpec",
+    "Method",
+    "MethodModule",
+    "NOT_A_MODULE_FIELD",
+    "check_kernel_shape",
+    "count_params",
+    "renamed_fields",
+]
 
 #: Dataclass field metadata of a spec field that is not a field of the method's
 #: Linen / NNX modules (e.g. ``BasisSpec.basis_in_features``, which comes from a
@@ -126,6 +136,63 @@ def count_params(params: Any) -> int:
     return sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(params))
 
 
+def renamed_fields(**renamed: str) -> Callable[[type], type]:
+    """Class decorator keeping a spec's old field names working, with a ``DeprecationWarning``.
+
+    ``@renamed_fields(path="execution_path")`` on a spec dataclass: the
+    constructor (and :func:`dataclasses.replace`) accepts ``path=`` for
+    ``execution_path=``, and ``spec.path`` reads ``spec.execution_path``. The
+    method's Linen and NNX modules, compression rules' options and the
+    training configs accept the old names too (:meth:`Method.rename_options`).
+    """
+
+    def wrap(cls: type) -> type:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        for old, new in renamed.items():
+            if new not in fields or old in fields:
+                raise ValueError(f"renamed_fields({old}={new!r}): {cls.__name__} must have {new!r} and not {old!r}")
+        init = cls.__init__
+
+        @functools.wraps(init)
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            init(self, *args, **rename_deprecated(kwargs, renamed, where=cls.__name__))
+
+        cls.__init__ = __init__
+        for old, new in renamed.items():
+            setattr(cls, old, property(_deprecated_getter(cls.__name__, old, new),
+                                       doc=f"Deprecated name of :attr:`{new}`."))
+        cls.__renamed_fields__ = {**getattr(cls, "__renamed_fields__", {}), **renamed}
+        return cls
+
+    return wrap
+
+
+def _deprecated_getter(owner: str, old: str, new: str) -> Callable[[Any], Any]:
+    def get(self: Any) -> Any:
+        warnings.warn(f"{owner}.{old} is deprecated; use {owner}.{new}", DeprecationWarning, stacklevel=2)
+        return getattr(self, new)
+
+    return get
+
+
+def rename_deprecated(options: Mapping[str, Any], renamed: Mapping[str, str], *, where: str,
+                      stacklevel: int = 3) -> dict:
+    """``options`` with each deprecated name in ``renamed`` replaced by its new name (warning once per name).
+
+    Raises:
+      TypeError: both the old and the new name are given.
+    """
+    out = dict(options)
+    for old, new in renamed.items():
+        if old not in out:
+            continue
+        if new in out:
+            raise TypeError(f"{where}: got both {old!r} and {new!r}; {old!r} is the deprecated name of {new!r}")
+        warnings.warn(f"{where}: {old!r} is deprecated; use {new!r}", DeprecationWarning, stacklevel=stacklevel)
+        out[new] = out.pop(old)
+    return out
+
+
 _CONV_FIELDS = frozenset(f.name for f in dataclasses.fields(ConvSpec))
 
 
@@ -214,6 +281,15 @@ class Method:
     def options(self) -> tuple[str, ...]:
         """Option names a compression rule may give: the own fields plus :attr:`extras`."""
         return tuple(f.name for f in self.own_fields) + self.extras
+
+    @property
+    def renamed(self) -> Mapping[str, str]:
+        """Deprecated option name -> current name (the spec's :func:`renamed_fields`)."""
+        return dict(getattr(self.spec_cls, "__renamed_fields__", {}))
+
+    def rename_options(self, options: Mapping[str, Any], *, where: str, stacklevel: int = 4) -> dict:
+        """``options`` with deprecated names (:attr:`renamed`) replaced, each with a ``DeprecationWarning``."""
+        return rename_deprecated(options, self.renamed, where=where, stacklevel=stacklevel)
 
     def spec(self, **fields: Any) -> ConvSpec:
         """The spec for ``fields`` (conv shape and options), with :attr:`fixed` applied."""

@@ -115,7 +115,7 @@ def nnx_module(make):
 
 
 def with_path(spec, path):
-    return dataclasses.replace(spec, path=path)
+    return dataclasses.replace(spec, execution_path=path)
 
 
 # ----------------------------------------------------------------------------- kernel math
@@ -595,10 +595,10 @@ def test_init_like_the_authors():
         (dict(num_basis=0), ValueError, "num_basis"),
         (dict(num_basis=2.5), TypeError, "num_basis"),
         (dict(splits=0), ValueError, "splits"),
-        (dict(path="fast"), ValueError, "path.*'fast'"),
+        (dict(execution_path="fast"), ValueError, "execution_path.*'fast'"),
         (dict(coef_kernel_size=0), ValueError, "coef_kernel_size"),
         (dict(coef_kernel_size=(1, 1, 1)), ValueError, "coef_kernel_size"),
-        (dict(path="reconstruct", coef_kernel_size=3), ValueError, "reconstruct.*coef_kernel_size"),
+        (dict(execution_path="reconstruct", coef_kernel_size=3), ValueError, "reconstruct.*coef_kernel_size"),
         (dict(splits=2, basis_in_features=3), ValueError, r"basis_in_features \(3\).*p = .* = 4"),
         (dict(basis_slice="middle"), ValueError, "basis_slice.*'middle'"),
         (dict(feature_group_count=2), ValueError, "feature_group_count must be 1.*2"),

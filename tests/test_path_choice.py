@@ -13,7 +13,7 @@ from compact_jax.conv import platform_of
 
 def _spec(channels, splits, num_basis, path="auto"):
     return basis.BasisSpec(features=channels, in_features=channels, kernel_size=(3, 3),
-                           num_basis=num_basis, splits=splits, path=path)
+                           num_basis=num_basis, splits=splits, execution_path=path)
 
 
 # ResNet-18-CIFAR stages at (s, m) = (2, c/4) and (1, c/2), EDSR-8-128 Basis-128-27.
@@ -34,7 +34,7 @@ def test_basis_auto_is_per_platform(shape, splits, num_basis):
     assert basis.choose_path(spec, x_shape, platform="tpu") == "reconstruct"
     for platform in ("cpu", "gpu"):
         for path in ("reconstruct", "decomposed"):
-            assert basis.choose_path(dataclasses.replace(spec, path=path), x_shape, platform=platform) == path
+            assert basis.choose_path(dataclasses.replace(spec, execution_path=path), x_shape, platform=platform) == path
 
 
 def test_basis_auto_decomposes_far_below_dense_on_gpu():
@@ -56,7 +56,7 @@ def test_basis_apply_follows_the_default_platform_choice():
     params = basis.init(jax.random.key(0), spec)
     x = jax.random.normal(jax.random.key(1), (2, 6, 6, 16))
     expect = basis.choose_path(spec, x.shape, platform=jax.default_backend())
-    forced = basis.apply(params, x, dataclasses.replace(spec, path=expect))
+    forced = basis.apply(params, x, dataclasses.replace(spec, execution_path=expect))
     np.testing.assert_array_equal(jax.jit(lambda p, x: basis.apply(p, x, spec))(params, x),
-                                  jax.jit(lambda p, x: basis.apply(p, x, dataclasses.replace(spec, path=expect)))(params, x))
+                                  jax.jit(lambda p, x: basis.apply(p, x, dataclasses.replace(spec, execution_path=expect)))(params, x))
     assert forced.shape == (2, 6, 6, 16)

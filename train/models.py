@@ -55,6 +55,7 @@ def conv_factory(
     if method not in valid:
         raise UserError(f"unknown conv method {method!r}; {did_you_mean(method, valid)}valid: {', '.join(valid)}")
     record = registry.get_method(method)
+    kwargs = record.rename_options(kwargs, where=f"conv method {record.name!r}")
     cls = linen.conv_class(record)
     fields = [f.name for f in dataclasses.fields(cls) if f.init and f.name not in ("parent", "name")]
     for key in kwargs:

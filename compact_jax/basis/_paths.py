@@ -117,7 +117,7 @@ def auto_mac_ratio(platform: str | None = None) -> float:
 def choose_path(
     spec: BasisSpec, x_shape: Sequence[int], *, platform: str | None = None, **conv_kwargs: Any
 ) -> str:
-    """The path :func:`apply` takes: ``spec.path`` unless it is ``"auto"``.
+    """The path :func:`apply` takes: ``spec.execution_path`` unless it is ``"auto"``.
 
     ``"auto"`` picks ``"decomposed"`` for a coefficient kernel larger than 1x1
     (no single-kernel form) and otherwise when its multiply-adds are below
@@ -125,7 +125,7 @@ def choose_path(
     per-backend cost model (0.75 on CPU, 0.1 on GPUs, where the dense cuDNN
     conv wins at the papers' settings). The choice depends only on static
     shapes and the platform, so it is made once at trace time and is the same
-    on every call inside ``jit``; set ``spec.path`` to force a path.
+    on every call inside ``jit``; set ``spec.execution_path`` to force a path.
 
     Args:
       spec: the layer.
@@ -134,8 +134,8 @@ def choose_path(
         :func:`apply` passes the input's platform).
       conv_kwargs: strides, padding, dilations of the call.
     """
-    if spec.path != "auto":
-        return spec.path
+    if spec.execution_path != "auto":
+        return spec.execution_path
     if spec.coef_kernel_size != (1, 1):
         return "decomposed"
     macs = path_macs(spec, x_shape, **conv_kwargs)

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from compact_jax.validate import check_array, check_choice, check_int_tuple, check_positive_int
-from compact_jax.protocol import NOT_A_MODULE_FIELD, ConvSpec
+from compact_jax.protocol import NOT_A_MODULE_FIELD, ConvSpec, renamed_fields
 
 __all__ = [
     "BasisSpec",
@@ -53,6 +53,7 @@ def basis_shape(*, num_basis: int, in_features: int, kernel_size: Any, where: st
     return (*ks, channels, m)
 
 
+@renamed_fields(path="execution_path")
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class BasisSpec(ConvSpec):
     """A 2-D convolution whose filter splits are combinations of a learned basis.
@@ -69,11 +70,14 @@ class BasisSpec(ConvSpec):
       coef_kernel_size: kernel of the coefficient conv (``1`` by default; an
         int means square). The authors' DenseNet-12-40 uses ``3``; then the
         layer is two convs and has no single-kernel form (see
-        :func:`composed_kernel`), so ``path`` must be ``"auto"`` or
+        :func:`composed_kernel`), so ``execution_path`` must be ``"auto"`` or
         ``"decomposed"``.
-      path: ``"reconstruct"`` (build the full kernel, one conv),
+      execution_path: ``"reconstruct"`` (build the full kernel, one conv),
         ``"decomposed"`` (basis conv on the splits, then the coefficient conv)
         or ``"auto"`` (the cheaper one, see :func:`compact_jax.basis.apply`).
+        Formerly ``path`` (still accepted, with a ``DeprecationWarning``; the
+        Linen module's field may not be called ``path``, flax's
+        ``Module.path``).
       basis_in_features: channels ``P`` of the basis parameter; default ``p``.
         A wider (shared) basis is sliced to ``p`` channels per ``basis_slice``.
       basis_slice: ``"leading"`` (channels ``[:p]``) or ``"trailing"``
@@ -90,7 +94,7 @@ class BasisSpec(ConvSpec):
     splits: int = 1
     basis_bias: bool = False
     coef_kernel_size: int | tuple[int, int] = 1
-    path: str = "auto"
+    execution_path: str = "auto"
     basis_in_features: int | None = dataclasses.field(default=None, metadata=NOT_A_MODULE_FIELD)
     basis_slice: str = "leading"
     allow_larger: bool = False
@@ -118,10 +122,10 @@ class BasisSpec(ConvSpec):
             kc = (kc, kc)
         kc = check_int_tuple(f"{name}.coef_kernel_size", kc, ndim=2, minimum=1, broadcast=False)
         object.__setattr__(self, "coef_kernel_size", kc)
-        check_choice(f"{name}.path", self.path, PATHS)
-        if self.path == "reconstruct" and kc != (1, 1):
+        check_choice(f"{name}.execution_path", self.execution_path, PATHS)
+        if self.execution_path == "reconstruct" and kc != (1, 1):
             raise ValueError(
-                f"{name}: path='reconstruct' needs coef_kernel_size (1, 1), got {kc}: with a "
+                f"{name}: execution_path='reconstruct' needs coef_kernel_size (1, 1), got {kc}: with a "
                 f"larger coefficient kernel the layer is two convs (use 'decomposed' or 'auto')"
             )
         p = self.in_features // s

@@ -50,7 +50,7 @@ class Layer:
             kernel_size=(3, 3),
             num_basis=self.num_basis,
             splits=self.splits,
-            path=path,
+            execution_path=path,
         )
 
     def input(self) -> jax.Array:

@@ -52,11 +52,7 @@ class DispatchConv(linen.ConvFields):
                 f"{layer.features} (groups {layer.feature_group_count}); resolve the plan on this model"
             )
         extra = {} if entry.share is None else {"basis": self.shared[entry.share]}
-        module = linen.conv_class(entry.record).from_spec(
-            entry.spec, strides=self.strides, padding=self.padding, input_dilation=self.input_dilation,
-            kernel_dilation=self.kernel_dilation, use_bias=self.use_bias, dtype=self.dtype,
-            param_dtype=self.param_dtype, precision=self.precision, bias_init=self.bias_init, **extra,
-        )
+        module = linen.conv_class(entry.record).from_spec(entry.spec, **self.conv_fields(), **extra)
         nn.share_scope(self, module)
         spec = module.spec(int(inputs.shape[-1]))
         if spec != entry.spec:

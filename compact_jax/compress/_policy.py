@@ -125,6 +125,8 @@ class Rule:
             check_positive_int("Rule.in_features", self.in_features)
         if not isinstance(self.options, Mapping):
             raise TypeError(f"Rule.options must be a mapping of option name to value, got {self.options!r}")
+        options = METHODS[self.method].rename_options(self.options, where=f"Rule(method={self.method!r}).options")
+        object.__setattr__(self, "options", options)
         allowed = METHODS[self.method].options
         unknown = sorted(set(self.options) - set(allowed))
         if unknown:
