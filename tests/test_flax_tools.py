@@ -88,7 +88,7 @@ def test_linen_tabulate_lists_each_layer_of_a_network_with_a_shared_basis():
         @nn.compact
         def __call__(self, x):
             shared = linen.SharedBasis(num_basis=4, in_features=IN, kernel_size=(3, 3), name="shared")
-            x = linen.BasisConv(features=IN, kernel_size=(3, 3), basis=shared, name="first")(x)
+            x = linen.BasisConv(features=IN, kernel_size=(3, 3), basis=shared, allow_larger=True, name="first")(x)
             return linen.BasisConv(features=OUT, kernel_size=(3, 3), num_basis=4, execution_path="decomposed",
                                    name="second")(x)
 
@@ -282,7 +282,7 @@ def test_mask_errors():
     with pytest.raises(ValueError, match=r"mask must have the generated kernel's shape \(3, 3, 4, 8\)"):
         linen.CosConv(features=OUT, kernel_size=(3, 3), mask=jnp.ones((3, 3, 4))).init(jax.random.key(0), x)
     with pytest.raises(ValueError, match="mask needs the layer's single generated kernel"):
-        linen.BasisConv(features=OUT, kernel_size=(3, 3), num_basis=4, coef_kernel_size=3,
+        linen.BasisConv(features=OUT, kernel_size=(3, 3), num_basis=2, coef_kernel_size=3,
                         mask=jnp.ones((3, 3, 4, 8))).init(jax.random.key(0), x)
 
 
