@@ -57,6 +57,7 @@ def _finite(tree) -> bool:
     return all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(tree))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiment_runs_a_step_and_the_first_of_its_family_resumes(name, tmp_path):
     if name in RUN_ELSEWHERE:

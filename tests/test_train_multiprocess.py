@@ -22,6 +22,8 @@ import pytest
 from train import checkpoint
 from train.writers import read_jsonl
 
+pytestmark = pytest.mark.slow  # real processes
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEARTBEAT_TIMEOUT = 5  # seconds: a dead peer is noticed after this
 SETTINGS = (

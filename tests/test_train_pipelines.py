@@ -27,7 +27,7 @@ from train.pipelines.policy import policy_from_config, resolve_plan
 
 
 # A persistent XLA cache for this module: runs repeating a program skip its compilation.
-pytestmark = pytest.mark.usefixtures("compilation_cache")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("compilation_cache")]
 
 
 # A ResNet-8 (stages 16-32-64 of one block): the runlocal nets have one stage only.

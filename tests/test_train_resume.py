@@ -19,6 +19,8 @@ import pytest
 from train import checkpoint
 from train.writers import read_jsonl
 
+pytestmark = pytest.mark.slow  # subprocess training runs
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 30
 KILL_SEED = 20240607  # the kill step is drawn from it: the same on every run, printed by the test

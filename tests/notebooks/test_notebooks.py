@@ -31,6 +31,7 @@ def test_notebook_is_committed_without_outputs(path):
         assert cell.get("execution_count") is None, f"{path.name} cell {index} has an execution count"
 
 
+@pytest.mark.slow
 @pytest.mark.notebook
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the Jupyter client machinery's own deprecations
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
