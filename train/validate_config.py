@@ -78,9 +78,7 @@ def _rules() -> dict[str, tuple[Callable[[Any], bool], str]]:
     from train import data, optim
     from train.models import available_methods
     from train.pipelines import PIPELINES
-    from train.pipelines.approx import FITS
-    from train.pipelines.basis import INITS
-    from train.pipelines.fdc3d import SOLVERS
+    from train.pipelines.choices import FITS, INITS, SOLVERS
 
     return {
         "seed": _int(0),

@@ -24,10 +24,10 @@ from compact_jax.experiments import relative_error
 from compact_jax.pytree import get_node, set_node
 from train.errors import UserError
 from train.pipelines import _stages
+from train.pipelines.choices import FITS
 
 __all__ = ["FITS", "fit_series", "quantizer", "compress_series", "run"]
 
-FITS = ("closed_form", "gradient")
 _SERIES = ("cosine", "chebyshev")
 
 

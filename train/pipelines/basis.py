@@ -24,10 +24,9 @@ from compact_jax.pytree import get_node
 from train import steps
 from train.errors import UserError
 from train.pipelines import _stages
+from train.pipelines.choices import INITS
 
 __all__ = ["INITS", "regularized_layers", "basis_penalty", "basis_distance", "compress_basis", "run"]
-
-INITS = ("svd", "random")
 
 
 def regularized_layers(plan) -> list:

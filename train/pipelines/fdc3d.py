@@ -24,10 +24,9 @@ import numpy as np
 from train import data
 from train.errors import UserError
 from train.pipelines import _stages
+from train.pipelines.choices import SOLVERS
 
 __all__ = ["SOLVERS", "fit_network", "prune_network", "compress_network", "compress_fdc3d", "run"]
-
-SOLVERS = ("eq9", "closed_form")
 
 
 def fit_network(config, plan, model, variables, dataset) -> dict:
