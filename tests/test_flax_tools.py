@@ -2,9 +2,9 @@
 ``flax.linen.Conv``'s fields (``kernel_init``, ``mask``, ``promote_dtype``), the
 ``path`` -> ``execution_path`` rename and NNX partitioning metadata.
 
-Zoo models: by default every model with one compact method (rotating, as in
-``test_param_paths``) plus every method on the small models;
-``COMPACT_JAX_ALL_TABULATE=1`` tabulates every model with every method.
+Zoo models: the quick suite tabulates every model with one compact method (rotating, as in
+``test_param_paths``) plus every method on the small models and two built policies; every
+other model, method and policy is marked ``slow`` (``pytest -m slow``).
 """
 
 import dataclasses
@@ -120,14 +120,14 @@ def test_nnx_tabulate_with_a_shared_basis():
 
 # --- nn.tabulate of every zoo network -------------------------------------------------------------
 
-_FULL = os.environ.get("COMPACT_JAX_ALL_TABULATE") == "1"
 _SMALL = ("resnet20", "resnet3d_18")
-_POLICIES = ("basis_shared", "fdc3d_pruned")  # built models: shared bases, pruned FDC3D (others: _FULL)
+_POLICIES = ("basis_shared", "fdc3d_pruned")  # built models in the quick suite: shared bases, pruned FDC3D
 _PARAM_NAMES = {"dense": ("kernel",), "filtermap": ("filtermap",), "basis": ("coef",), "cos": ("coeffs",),
                 "cheb": ("coeffs",), "fdc3d": ("coeffs",)}
 
 
 def _zoo_cases():
+    """Every zoo entry that builds; outside the quick selection, marked slow."""
     import test_param_paths
 
     chosen, selected = [], set(test_param_paths._selected())
@@ -135,8 +135,8 @@ def _zoo_cases():
         key = f"{kind}:{name}:{method}"
         if method == "flax" or "error" in test_param_paths.EXPECTED[key]:
             continue
-        if _FULL or (method in _POLICIES if kind == "policy" else name in _SMALL or key in selected):
-            chosen.append(key)
+        quick = method in _POLICIES if kind == "policy" else name in _SMALL or key in selected
+        chosen.append(key if quick else pytest.param(key, marks=pytest.mark.slow))
     return chosen
 
 

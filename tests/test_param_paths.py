@@ -2,13 +2,12 @@
 
 Checkpoints load by parameter path, so no refactor may move one. The full list
 (every zoo model with every method, ``tests/data/param_paths.json``) is long to
-trace; by default every model is checked with one compact method (rotating
+trace; the quick suite checks every model with one compact method (rotating
 through the methods) plus every method on the small models and every compression
-policy. ``COMPACT_JAX_ALL_PARAM_PATHS=1`` checks every entry.
+policy; the other entries are marked ``slow`` (``pytest -m slow``).
 """
 
 import json
-import os
 
 import pytest
 
@@ -17,16 +16,16 @@ import param_paths
 with open(param_paths.PATH) as f:
     EXPECTED = json.load(f)
 
-_FULL = os.environ.get("COMPACT_JAX_ALL_PARAM_PATHS") == "1"
 _SMALL = ("resnet20", "resnet3d_18")
 
 
 def _selected():
+    """The quick suite's entries (see the module docstring)."""
     chosen = []
     compact = [m for m in param_paths.FACTORY_METHODS if m != "dense"]
-    for i, (kind, name, method) in enumerate(param_paths.cases()):
+    for kind, name, method in param_paths.cases():
         key = f"{kind}:{name}:{method}"
-        if _FULL or kind == "policy" or name in _SMALL:
+        if kind == "policy" or name in _SMALL:
             chosen.append(key)
             continue
         working = [m for m in compact if "error" not in EXPECTED[f"factory:{name}:{m}"]]
@@ -35,11 +34,17 @@ def _selected():
     return chosen
 
 
+def every_case(quick):
+    """Every entry as a pytest param, those not in ``quick`` marked slow."""
+    quick = set(quick)
+    return [key if key in quick else pytest.param(key, marks=pytest.mark.slow) for key in EXPECTED]
+
+
 def test_the_snapshot_lists_every_case():
     assert sorted(EXPECTED) == sorted(f"{k}:{n}:{m}" for k, n, m in param_paths.cases())
 
 
-@pytest.mark.parametrize("key", _selected())
+@pytest.mark.parametrize("key", every_case(_selected()))
 def test_param_paths_unchanged(key):
     kind, name, method = key.split(":")
     assert param_paths.compute(kind, name, method) == EXPECTED[key]
