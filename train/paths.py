@@ -38,7 +38,7 @@ def as_path(path: epath.PathLike) -> epath.Path:
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"expected a path (str or os.PathLike, local or a URL like gs://bucket/dir), got {path!r}")
     path = epath.Path(path)
-    return path if is_remote(path) else path.expanduser().absolute()
+    return path if is_remote(path) else epath.Path(os.path.abspath(os.path.expanduser(path)))
 
 
 def join(directory: epath.PathLike | None, *parts: str) -> epath.Path | None:
