@@ -139,33 +139,19 @@ def test_kill_9_then_rerun_resumes_and_matches_an_uninterrupted_run(runs):
     _assert_each_step_logged_once(workdir)
 
 
-def test_sigterm_saves_where_it_stops_and_the_rerun_finishes_identically(runs):
+@pytest.mark.parametrize("signum, exit_status", [(signal.SIGTERM, 0), (signal.SIGINT, 130)], ids=["sigterm", "ctrl_c"])
+def test_a_signal_saves_where_it_stops_and_the_rerun_finishes_identically(runs, signum, exit_status):
+    """SIGTERM (preemption) exits 0, Ctrl-C exits 130; both save, release the lock and resume exactly."""
     root, cache = runs
-    workdir = root / "terminated"
+    name = signal.Signals(signum).name
+    workdir = root / name.lower()
     process = _launch(workdir, 1, cache)
-    _signal_at_step(process, workdir, 7, signal.SIGTERM)
+    _signal_at_step(process, workdir, 7, signum)
     out, err = process.communicate(timeout=600)
-    assert process.returncode == 0, err[-3000:]
+    assert process.returncode == exit_status, err[-3000:]
     stopped = _events(workdir, "stopped")
-    assert len(stopped) == 1 and stopped[0]["step"] < STEPS
-    assert f"stopped by SIGTERM at step {stopped[0]['step']}" in out
-    assert stopped[0]["step"] in [int(d) for d in os.listdir(workdir / "checkpoints") if d.isdigit()]
-    _finish(_launch(workdir, 1, cache))
-    assert [r["step"] for r in _events(workdir, "resume")] == [stopped[0]["step"]]
-    _assert_close(_params(workdir), _params(root / "reference"), rtol=1e-6)
-    _assert_each_step_logged_once(workdir)
-
-
-def test_ctrl_c_saves_where_it_stops_exits_130_and_the_rerun_finishes_identically(runs):
-    root, cache = runs
-    workdir = root / "interrupted"
-    process = _launch(workdir, 1, cache)
-    _signal_at_step(process, workdir, 7, signal.SIGINT)
-    out, err = process.communicate(timeout=600)
-    assert process.returncode == 130, err[-3000:]
-    stopped = _events(workdir, "stopped")
-    assert len(stopped) == 1 and stopped[0]["reason"] == "SIGINT" and stopped[0]["step"] < STEPS
-    assert f"stopped by SIGINT at step {stopped[0]['step']}" in out
+    assert len(stopped) == 1 and stopped[0]["reason"] == name and stopped[0]["step"] < STEPS
+    assert f"stopped by {name} at step {stopped[0]['step']}" in out
     assert stopped[0]["step"] in [int(d) for d in os.listdir(workdir / "checkpoints") if d.isdigit()]
     assert not (workdir / "lock").exists()
     _finish(_launch(workdir, 1, cache))
