@@ -73,6 +73,11 @@ def _multi_host(overrides: Sequence[str]) -> bool:
     return bool(values) and values[-1] not in ("false", "0", "none", "")
 
 
+def _stopped_status(signal_name: str) -> int:
+    """Exit status of a run stopped by a signal: 130 for Ctrl-C (the shell's convention), 0 for SIGTERM."""
+    return 130 if signal_name == "SIGINT" else 0
+
+
 def _run_locked(args, workdir: str) -> int:
     from train import config as config_lib
     from train import trainer
@@ -89,7 +94,7 @@ def _run_locked(args, workdir: str) -> int:
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items() if isinstance(v, float))
     if result.stopped:
         print(f"{args.config}: stopped by {result.stopped_by} at step {int(result.state['step'])}; run the same command to resume")
-        return 130 if result.stopped_by == "SIGINT" else 0
+        return _stopped_status(result.stopped_by)
     resumed = f", resumed from step {result.resumed_from}" if result.resumed_from is not None else ""
     print(f"{args.config}: {result.num_params} params, {metrics}{resumed}; workdir {workdir}")
     return 0
@@ -119,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 3
     except RunStopped as stop:
         print(stop)
-        return 130 if stop.signal_name == "SIGINT" else 0
+        return _stopped_status(stop.signal_name)
     return 0
 
 

@@ -18,6 +18,7 @@ the restored step, so it holds each step once.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import signal
@@ -176,14 +177,8 @@ def train(
     sharding.maybe_initialize_distributed(config.get("distributed", False), **dict(config.get("cluster", {})))
     validate_config.validate(config)
     validate_config.check_workdir(workdir)
-    lock = WorkdirLock(workdir) if workdir and jax.process_index() == 0 else None
-    if lock is not None:
-        lock.acquire()
-    try:
+    with WorkdirLock(workdir) if workdir and jax.process_index() == 0 else contextlib.nullcontext():
         return _train(config, workdir, desc=desc, model=model, task=task, variables=variables)
-    finally:
-        if lock is not None:
-            lock.release()
 
 
 def _train(config, workdir: str | None, *, desc: str, model, task: tasks.Task | None, variables: dict | None) -> Result:
