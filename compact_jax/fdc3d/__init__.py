@@ -274,11 +274,15 @@ def apply(
     if path == "auto":
         path = "frequency" if spec.num_rows < spec.temporal_size else "kernel"
     if path == "frequency":
-        # (t', h, w, c', N) -> (h, w, c', t', N), scaled by beta over c'.
-        coeffs = jnp.moveaxis(params["coeffs"], 0, 3) * params["beta"].reshape(1, 1, -1, 1, 1)
-        k_h, k_w, c, t, n = coeffs.shape
+        # beta scales the kept input channels: applied to x or to the coefficients, whichever
+        # is smaller (static), as it commutes with the temporal projection.
+        coeffs, beta, scaled = params["coeffs"], params["beta"], x
+        if x.size <= coeffs.size:
+            scaled = x * beta.astype(x.dtype).reshape((1,) * (x.ndim - 1) + (-1,))
+        else:
+            coeffs = coeffs * beta.reshape(1, 1, 1, -1, 1)
         y = frequency_conv3d(
-            x, _kept_rows(params, spec, precision), coeffs.reshape(k_h, k_w, c * t, n),
+            scaled, _kept_rows(params, spec, precision), coeffs,
             temporal_size=spec.temporal_size, **conv_kwargs,
         )
         if y is not None:

@@ -8,10 +8,21 @@ kept frequency rows ``f`` gives, for output frame ``j``,
 
 so the input is first projected onto the ``t'`` kept rows of ``S`` (a fixed
 depthwise temporal convolution with ``t'`` output maps per channel; it carries
-the temporal stride, padding, kernel and input dilation), then one 2-D
-``k_h x k_w`` convolution runs over the stacked ``c' * t'`` maps with time
-folded into the batch (it carries the spatial stride, padding and dilations).
-The 2-D convolution costs ``c' t'`` where the dense 3-D one costs ``c t``.
+the temporal stride, padding, kernel and input dilation), then the ``t'``
+frequency maps of ``c'`` channels are convolved with the ``G_f`` with time
+folded into the batch (carrying the spatial stride, padding and dilations).
+The second stage costs ``c' t'`` where the dense 3-D convolution costs ``c t``.
+
+It runs in one of two layouts (:func:`frequency_conv3d`, static choice):
+
+* folded (accelerators): the maps stacked as ``c' t'`` channels and one 2-D
+  convolution with the ``(k_h, k_w, c' t', N)`` kernel (a transpose of ``G``,
+  cheap there);
+* stacked (CPU): the maps kept as a length-``t'`` axis and one ``VALID``
+  3-D convolution over it with ``G`` as stored, ``(t', k_h, k_w, c', N)``,
+  through :func:`compact_jax.conv.conv` (on CPU its patches or frames
+  lowering); no transpose of the kernel, which on CPU cost as much as the
+  convolution itself in the deep, weight-bound layers of a 3D-ResNet.
 """
 
 from __future__ import annotations
@@ -27,7 +38,7 @@ from jax import lax
 
 from compact_jax import arith
 from compact_jax.validate import check_int_tuple
-from compact_jax.conv import conv
+from compact_jax.conv import conv, platform_of
 
 __all__ = ["frequency_conv3d", "project_frames", "gather_channels"]
 
@@ -35,7 +46,7 @@ __all__ = ["frequency_conv3d", "project_frames", "gather_channels"]
 def frequency_conv3d(
     x: jax.Array,
     rows: jax.Array,
-    kernel_2d: jax.Array,
+    coeffs: jax.Array,
     *,
     temporal_size: int,
     strides: int | Sequence[int],
@@ -43,24 +54,29 @@ def frequency_conv3d(
     input_dilation: int | Sequence[int],
     kernel_dilation: int | Sequence[int],
     precision: Any = None,
+    fold_frequencies: bool | None = None,
 ) -> jax.Array | None:
-    """Projects ``x`` onto ``rows`` along time, then one 2-D convolution.
+    """Projects ``x`` onto ``rows`` along time, then convolves the frequency maps with ``coeffs``.
 
     Args:
       x: ``(*batch, T, H, W, c')``, the kept input channels.
       rows: ``(t', t)``, the kept rows of the orthogonal transform ``S``.
-      kernel_2d: ``(k_h, k_w, c' * t', N)``; input channel ``c * t' + f``
-        holds channel ``c``'s frequency-``f`` filter.
+      coeffs: ``(t', k_h, k_w, c', N)``, ``G_f`` for each kept row ``f``.
       temporal_size: ``t``, the temporal kernel size.
       strides, padding, input_dilation, kernel_dilation: of the 3-D
         convolution, as in :func:`compact_jax.conv.conv` (time first).
-      precision: passed to the 2-D convolution.
+      precision: passed to the convolution.
+      fold_frequencies: ``True``: one 2-D convolution over ``c' t'`` stacked
+        maps; ``False``: a ``VALID`` 3-D convolution over the length-``t'``
+        frequency axis; ``None`` (default): ``False`` on CPU, ``True``
+        elsewhere (decided at trace time). Same numbers up to rounding.
 
     Returns:
       ``(*batch, T', H', W', N)``, or ``None`` when the output has no frames
       (the caller then takes the reconstructed-kernel path).
     """
-    kernel_size = (temporal_size, *kernel_2d.shape[:2])
+    num_rows, k_h, k_w, channels, features = coeffs.shape
+    kernel_size = (temporal_size, k_h, k_w)
     strides = check_int_tuple("strides", strides, ndim=3)
     input_dilation = check_int_tuple("input_dilation", input_dilation, ndim=3)
     kernel_dilation = check_int_tuple("kernel_dilation", kernel_dilation, ndim=3)
@@ -85,19 +101,28 @@ def frequency_conv3d(
     t_out = (x.shape[time_axis] - (temporal_size - 1) * d_t - 1) // s_t + 1
     if t_out < 1:
         return None
+    if fold_frequencies is None:
+        fold_frequencies = platform_of(x) != "cpu"
     batch_shape = x.shape[:num_batch]
     x = x.reshape((-1,) + x.shape[num_batch:])
-    z = project_frames(x, rows.astype(x.dtype), t_out=t_out, stride=s_t, dilation=d_t)
-    z = z.reshape(batch_shape + z.shape[1:-2] + (z.shape[-2] * z.shape[-1],))
-    return conv(
-        z,
-        kernel_2d,
-        strides=tuple(s_hw),
-        padding=tuple(pads_hw),
-        input_dilation=tuple(u_hw),
-        kernel_dilation=tuple(d_hw),
-        precision=precision,
-    )
+    rows = rows.astype(x.dtype)
+    spatial = dict(precision=precision)
+    if fold_frequencies:
+        z = project_frames(x, rows, t_out=t_out, stride=s_t, dilation=d_t)
+        z = z.reshape(z.shape[:-2] + (channels * num_rows,))
+        kernel = jnp.moveaxis(coeffs, 0, 3).reshape(k_h, k_w, channels * num_rows, features)
+        y = conv(
+            z, kernel, strides=tuple(s_hw), padding=tuple(pads_hw), input_dilation=tuple(u_hw),
+            kernel_dilation=tuple(d_hw), **spatial,
+        )
+    else:
+        z = project_frames(x, rows, t_out=t_out, stride=s_t, dilation=d_t, frequency_axis=2)
+        y = conv(
+            z.reshape((-1,) + z.shape[2:]), coeffs, strides=(1, *s_hw), padding=((0, 0), *pads_hw),
+            input_dilation=(1, *u_hw), kernel_dilation=(1, *d_hw), **spatial,
+        )
+        y = y.reshape((x.shape[0], t_out) + y.shape[2:])
+    return y.reshape(batch_shape + y.shape[1:])
 
 
 def _tap_slice(x: jax.Array, tau: int, *, t_out: int, stride: int, dilation: int) -> jax.Array:
@@ -105,25 +130,29 @@ def _tap_slice(x: jax.Array, tau: int, *, t_out: int, stride: int, dilation: int
     return lax.slice_in_dim(x, start, start + stride * (t_out - 1) + 1, stride, axis=1)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def _project(x: jax.Array, rows: jax.Array, t_out: int, stride: int, dilation: int) -> jax.Array:
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def _project(
+    x: jax.Array, rows: jax.Array, t_out: int, stride: int, dilation: int, axis: int
+) -> jax.Array:
     z = None
+    shape = [1] * (x.ndim + 1)
+    shape[axis] = rows.shape[0]
     for tau in range(rows.shape[1]):
         frames = _tap_slice(x, tau, t_out=t_out, stride=stride, dilation=dilation)
-        term = frames[..., None] * rows[:, tau].reshape((1,) * x.ndim + (-1,))
+        term = jnp.expand_dims(frames, axis) * rows[:, tau].reshape(shape)
         z = term if z is None else z + term
     return z
 
 
-def _project_fwd(x, rows, t_out, stride, dilation):
-    return _project(x, rows, t_out, stride, dilation), (x, rows)
+def _project_fwd(x, rows, t_out, stride, dilation, axis):
+    return _project(x, rows, t_out, stride, dilation, axis), (x, rows)
 
 
-def _project_bwd(t_out, stride, dilation, residuals, dz):
+def _project_bwd(t_out, stride, dilation, axis, residuals, dz):
     """Gradients that stay in the pruned domain, each one pass over the data.
 
-    ``dx`` puts tap ``tau``'s ``sum_f rows[f, tau] dz[..., f]`` back at the
-    frames that tap read (a strided pad; the taps' pads are summed), and
+    ``dx`` puts tap ``tau``'s ``sum_f rows[f, tau] dz[..., f, ...]`` back at
+    the frames that tap read (a strided pad; the taps' pads are summed), and
     ``drows[:, tau]`` is one contraction of the frames tap ``tau`` read
     against ``dz`` over every batch, frame, pixel and channel (a dot product
     with a data-sized reduction and a ``t'``-sized output).
@@ -132,11 +161,16 @@ def _project_bwd(t_out, stride, dilation, residuals, dz):
     length = x.shape[1]
     dx = None
     drows = []
-    flat_dz = dz.reshape(-1, dz.shape[-1])
+    data_axes = [a for a in range(dz.ndim) if a != axis]
+    if axis == dz.ndim - 1:
+        flat_dz = dz.reshape(-1, dz.shape[-1])
     for tau in range(rows.shape[1]):
         frames = _tap_slice(x, tau, t_out=t_out, stride=stride, dilation=dilation)
-        drows.append(jnp.dot(frames.reshape(-1), flat_dz, preferred_element_type=jnp.float32))
-        tap = jnp.dot(dz, rows[:, tau])
+        if axis == dz.ndim - 1:
+            drows.append(jnp.dot(frames.reshape(-1), flat_dz, preferred_element_type=jnp.float32))
+        else:
+            drows.append(jnp.tensordot(frames.astype(jnp.float32), dz, axes=(list(range(x.ndim)), data_axes)))
+        tap = jnp.tensordot(dz, rows[:, tau], axes=([axis], [0]))
         lo = tau * dilation
         hi = length - lo - stride * (t_out - 1) - 1
         no_pad = ((0, 0, 0),) * (x.ndim - 2)
@@ -149,7 +183,13 @@ _project.defvjp(_project_fwd, _project_bwd)
 
 
 def project_frames(
-    x: jax.Array, rows: jax.Array, *, t_out: int, stride: int = 1, dilation: int = 1
+    x: jax.Array,
+    rows: jax.Array,
+    *,
+    t_out: int,
+    stride: int = 1,
+    dilation: int = 1,
+    frequency_axis: int = -1,
 ) -> jax.Array:
     """The temporal projection ``z[:, j, ..., f] = sum_tau rows[f, tau] x[:, j s + tau d, ...]``.
 
@@ -162,11 +202,17 @@ def project_frames(
       rows: ``(t', t)``.
       t_out: the number of output frames (``>= 1``).
       stride, dilation: temporal stride and kernel dilation.
+      frequency_axis: where the ``t'`` maps go: ``-1`` (last) or ``2``
+        (after time).
 
     Returns:
-      ``(N, t_out, H, W, c, t')``.
+      ``(N, t_out, H, W, c, t')`` (``frequency_axis=-1``) or
+      ``(N, t_out, t', H, W, c)`` (``frequency_axis=2``).
     """
-    return _project(x, rows, t_out, stride, dilation)
+    if frequency_axis not in (-1, 2):
+        raise ValueError(f"project_frames: frequency_axis must be -1 or 2, got {frequency_axis!r}")
+    axis = x.ndim if frequency_axis == -1 else 2
+    return _project(x, rows, t_out, stride, dilation, axis)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
