@@ -480,3 +480,41 @@ def test_bad_fields_are_rejected_at_construction(build, error, match):
 def test_bad_inputs_are_rejected(model, shape, match):
     with pytest.raises(ValueError, match=match):
         jax.eval_shape(functools.partial(model.init, train=False), KEY, jnp.zeros(shape))
+
+
+@pytest.mark.parametrize("shape, window, stride, pad", [
+    ((2, 9, 8, 3), 3, 2, 1),
+    ((1, 5, 9, 7, 2), 3, 2, 1),
+    ((2, 8, 8, 4), 2, 2, 0),
+])
+def test_max_pool_and_its_gradient_match_numpy(shape, window, stride, pad):
+    """Max pooling (padded with -inf) and its select-and-scatter gradient against NumPy loops."""
+    from compact_jax.models._common import max_pool
+
+    rng = np.random.default_rng(3)
+    x = rng.permutation(np.arange(math.prod(shape), dtype=np.float32)).reshape(shape) / 10  # no ties
+    dy_shape = jax.eval_shape(lambda x: max_pool(x, window, stride, pad), jnp.asarray(x)).shape
+    dy = rng.normal(size=dy_shape).astype(np.float32)
+    y, vjp = jax.vjp(lambda x: max_pool(x, window, stride, pad), jnp.asarray(x))
+    (dx,) = vjp(jnp.asarray(dy))
+    nd = len(shape) - 2
+    padded = np.pad(x, [(0, 0)] + [(pad, pad)] * nd + [(0, 0)], constant_values=-np.inf)
+    expect_y = np.zeros(dy_shape, np.float32)
+    expect_dx = np.zeros(padded.shape, np.float32)
+    for index in np.ndindex(*dy_shape[:-1]):
+        n, out = index[0], index[1:]
+        start = [o * stride for o in out]
+        window_slice = (n, *(slice(s, s + window) for s in start))
+        block = padded[window_slice]  # (*window, C)
+        flat = block.reshape(-1, shape[-1])
+        arg = flat.argmax(axis=0)
+        expect_y[index] = flat.max(axis=0)
+        for c, a in enumerate(arg):
+            offset = np.unravel_index(a, block.shape[:-1])
+            expect_dx[(n, *(s + o for s, o in zip(start, offset)), c)] += dy[(*index, c)]
+    crop = (slice(None), *(slice(pad, pad + size) for size in shape[1:-1]), slice(None))
+    np.testing.assert_array_equal(y, expect_y)
+    np.testing.assert_allclose(dx, expect_dx[crop], rtol=1e-6, atol=1e-6)
+    # and the same as differentiating flax's max pooling
+    (flax_dx,) = jax.vjp(lambda x: nn.max_pool(x, (window,) * nd, (stride,) * nd, ((pad, pad),) * nd), jnp.asarray(x))[1](jnp.asarray(dy))
+    np.testing.assert_allclose(dx, flax_dx, rtol=1e-6, atol=1e-6)
