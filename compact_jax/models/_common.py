@@ -15,14 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
-from jax import lax
-
-try:  # XLA's SelectAndScatter, the transpose JAX itself uses for windowed max (no public name).
-    from jax._src.lax.windowed_reductions import _select_and_scatter_add
-except ImportError:  # pragma: no cover
-    _select_and_scatter_add = None
 
 from compact_jax.validate import check_positive_int
 
@@ -101,35 +94,9 @@ def global_avg_pool(x: jnp.ndarray) -> jnp.ndarray:
 
 
 def max_pool(x: jnp.ndarray, window: int, stride: int, pad: int) -> jnp.ndarray:
-    """Max pooling over every spatial dim, padded with -inf like PyTorch's.
-
-    ``(N, *spatial, C)``, no batch dims other than ``N``. The gradient is
-    XLA's select-and-scatter (each output's gradient goes to the first
-    maximum of its window), as JAX differentiated max pooling until it
-    switched to carrying argmax indices through a variadic reduce-window;
-    on CPU that cost ~75 ms of a 250 ms 3D-ResNet-18 train step (five
-    input-sized index arrays), the select-and-scatter under 2 ms.
-    """
+    """Max pooling over every spatial dim, padded with -inf like PyTorch's."""
     nd = x.ndim - 2
-    if _select_and_scatter_add is None:  # pragma: no cover - a JAX without the primitive
-        return nn.max_pool(x, (window,) * nd, strides=(stride,) * nd, padding=((pad, pad),) * nd)
-    return _max_pool(x, (1, *(window,) * nd, 1), (1, *(stride,) * nd, 1), ((0, 0), *((pad, pad),) * nd, (0, 0)))
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
-def _max_pool(x, dims, strides, padding):
-    return lax.reduce_window(x, jnp.array(-jnp.inf, x.dtype), lax.max, dims, strides, padding)
-
-
-def _max_pool_fwd(x, dims, strides, padding):
-    return _max_pool(x, dims, strides, padding), x
-
-
-def _max_pool_bwd(dims, strides, padding, x, dy):
-    return (_select_and_scatter_add(dy, x, lax.ge_p, dims, strides, padding),)
-
-
-_max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
+    return nn.max_pool(x, (window,) * nd, strides=(stride,) * nd, padding=((pad, pad),) * nd)
 
 
 def check_input(x: Any, *, layout: str, channels: int | None, where: str) -> None:
