@@ -46,3 +46,16 @@ def test_network_rows_at_tiny_sizes(monkeypatch):
     assert [r[2] for r in rows] == ["dense", "basis m=27"]
     assert rows[0][0] == "edsr_8_128 (1, 8, 8, 3)" and rows[0][5:] == (1.0, 1.0, 1.0)
     assert _positive(list(rows[1][3:])) and rows[1][7] > 1.0
+
+
+def test_lowering_rows_name_the_auto_choice():
+    from compact_jax.bench import conv_lowering
+
+    shapes = {
+        "deep": ((1, 2, 2, 128), (3, 3, 128, 128), 1),   # 4 positions <= 128 outputs: patches
+        "wide": ((1, 8, 8, 4), (3, 3, 4, 4), 1),          # xla
+        "clip": ((1, 3, 6, 6, 2), (3, 3, 3, 2, 2), 1),    # frames
+    }
+    rows = conv_lowering.lowering_rows(shapes, rounds=1)
+    assert [r[2] for r in rows] == ["patches", "xla", "frames"]
+    assert all(r[5] >= 1.0 and r[6] >= 1.0 and r[7] in ("yes", "no") for r in rows)

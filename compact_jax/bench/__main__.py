@@ -18,6 +18,7 @@ TABLES = {
     "basis": "compact_jax.bench.basis_paths",
     "series": "compact_jax.bench.series_layers",
     "fdc3d": "compact_jax.bench.fdc3d",
+    "lowering": "compact_jax.bench.conv_lowering",
     "networks": "compact_jax.bench.networks",
 }
 
