@@ -247,12 +247,10 @@ def _choose_lowering(impl, x, kernel, *, strides, pads, input_dilation, kernel_d
         return _conv_xla
     num_spatial = kernel.ndim - 2
     if groups == 1 and all(d == 1 for d in input_dilation):
-        out = [
-            max(0, (n + lo + hi - (k - 1) * d - 1) // s + 1)
-            for n, k, (lo, hi), d, s in zip(
-                x.shape[1:-1], kernel.shape[:num_spatial], pads, kernel_dilation, strides
-            )
-        ]
+        out = arith.output_shape(
+            x.shape[1:-1], kernel.shape[:num_spatial], strides=strides, padding=pads,
+            kernel_dilation=kernel_dilation,
+        )
         per_image = math.prod(out)
         weight_bound = (
             x.shape[0] * per_image <= kernel.shape[-1] and kernel.shape[-2] >= PATCHES_MIN_CHANNELS
@@ -296,18 +294,16 @@ def _conv_patches(
     """
     num_spatial = kernel.ndim - 2
     ksize = kernel.shape[:num_spatial]
-    padded = lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), *((lo, hi, 0) for lo, hi in pads), (0, 0, 0)))
-    out = [
-        (size - (k - 1) * d - 1) // s + 1
-        for size, k, d, s in zip(padded.shape[1:-1], ksize, kernel_dilation, strides)
-    ]
+    out = arith.output_shape(
+        x.shape[1:-1], ksize, strides=strides, padding=pads, kernel_dilation=kernel_dilation
+    )
     if min(out) < 1:  # empty output: let XLA produce the right (empty) shape.
         return _conv_xla(
             x, kernel, strides=strides, pads=pads, input_dilation=input_dilation,
             kernel_dilation=kernel_dilation, groups=groups, precision=precision,
             preferred_element_type=preferred_element_type,
         )
-    x = padded
+    x = lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), *((lo, hi, 0) for lo, hi in pads), (0, 0, 0)))
     slices = []
     for offset in itertools.product(*(range(k) for k in ksize)):
         start = (0, *(o * d for o, d in zip(offset, kernel_dilation)), 0)
