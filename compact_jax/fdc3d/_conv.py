@@ -106,20 +106,19 @@ def frequency_conv3d(
     batch_shape = x.shape[:num_batch]
     x = x.reshape((-1,) + x.shape[num_batch:])
     rows = rows.astype(x.dtype)
-    spatial = dict(precision=precision)
     if fold_frequencies:
         z = project_frames(x, rows, t_out=t_out, stride=s_t, dilation=d_t)
         z = z.reshape(z.shape[:-2] + (channels * num_rows,))
         kernel = jnp.moveaxis(coeffs, 0, 3).reshape(k_h, k_w, channels * num_rows, features)
         y = conv(
             z, kernel, strides=tuple(s_hw), padding=tuple(pads_hw), input_dilation=tuple(u_hw),
-            kernel_dilation=tuple(d_hw), **spatial,
+            kernel_dilation=tuple(d_hw), precision=precision,
         )
     else:
         z = project_frames(x, rows, t_out=t_out, stride=s_t, dilation=d_t, frequency_axis=2)
         y = conv(
             z.reshape((-1,) + z.shape[2:]), coeffs, strides=(1, *s_hw), padding=((0, 0), *pads_hw),
-            input_dilation=(1, *u_hw), kernel_dilation=(1, *d_hw), **spatial,
+            input_dilation=(1, *u_hw), kernel_dilation=(1, *d_hw), precision=precision,
         )
         y = y.reshape((x.shape[0], t_out) + y.shape[2:])
     return y.reshape(batch_shape + y.shape[1:])
@@ -162,14 +161,11 @@ def _project_bwd(t_out, stride, dilation, axis, residuals, dz):
     dx = None
     drows = []
     data_axes = [a for a in range(dz.ndim) if a != axis]
-    if axis == dz.ndim - 1:
-        flat_dz = dz.reshape(-1, dz.shape[-1])
     for tau in range(rows.shape[1]):
         frames = _tap_slice(x, tau, t_out=t_out, stride=stride, dilation=dilation)
-        if axis == dz.ndim - 1:
-            drows.append(jnp.dot(frames.reshape(-1), flat_dz, preferred_element_type=jnp.float32))
-        else:
-            drows.append(jnp.tensordot(frames.astype(jnp.float32), dz, axes=(list(range(x.ndim)), data_axes)))
+        drows.append(jnp.tensordot(
+            frames, dz, axes=(list(range(x.ndim)), data_axes), preferred_element_type=jnp.float32
+        ))
         tap = jnp.tensordot(dz, rows[:, tau], axes=([axis], [0]))
         lo = tau * dilation
         hi = length - lo - stride * (t_out - 1) - 1
