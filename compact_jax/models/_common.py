@@ -17,6 +17,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from compact_jax.models._pooling import max_pool_separable
 from compact_jax.validate import check_positive_int
 
 ModuleDef = Any
@@ -94,9 +95,13 @@ def global_avg_pool(x: jnp.ndarray) -> jnp.ndarray:
 
 
 def max_pool(x: jnp.ndarray, window: int, stride: int, pad: int) -> jnp.ndarray:
-    """Max pooling over every spatial dim, padded with -inf like PyTorch's."""
+    """Max pooling over every spatial dim, padded with -inf like PyTorch's.
+
+    Runs as one strided-slice maximum per axis (:mod:`._pooling`), whose
+    gradient is much cheaper than differentiating ``lax.reduce_window``.
+    """
     nd = x.ndim - 2
-    return nn.max_pool(x, (window,) * nd, strides=(stride,) * nd, padding=((pad, pad),) * nd)
+    return max_pool_separable(x, (window,) * nd, (stride,) * nd, (pad,) * nd)
 
 
 def check_input(x: Any, *, layout: str, channels: int | None, where: str) -> None:

@@ -20,7 +20,14 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from compact_jax.validate import check_positive_int
-from compact_jax.models._common import ModuleDef, batch_norm, check_input, conv_layer, global_avg_pool
+from compact_jax.models._common import (
+    ModuleDef,
+    batch_norm,
+    check_input,
+    conv_layer,
+    global_avg_pool,
+    max_pool,
+)
 
 __all__ = ["VGG", "VGG16Cifar", "VGG16_LAYERS"]
 
@@ -58,7 +65,7 @@ class VGG(nn.Module):
         i = 0
         for item in self.layers:
             if item == "M":
-                x = nn.max_pool(x, (2, 2), strides=(2, 2))
+                x = max_pool(x, 2, 2, 0)
                 continue
             x = conv_layer(self.conv, item, (3, 3), use_bias=self.use_bias, dtype=self.dtype,
                            name=f"conv{i}")(x)
