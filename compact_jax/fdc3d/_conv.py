@@ -150,29 +150,42 @@ def _project_fwd(x, rows, t_out, stride, dilation, axis):
 def _project_bwd(t_out, stride, dilation, axis, residuals, dz):
     """Gradients that stay in the pruned domain, each one pass over the data.
 
-    ``dx`` puts tap ``tau``'s ``sum_f rows[f, tau] dz[..., f, ...]`` back at
-    the frames that tap read (a strided pad; the taps' pads are summed), and
-    ``drows[:, tau]`` is one contraction of the frames tap ``tau`` read
-    against ``dz`` over every batch, frame, pixel and channel (a dot product
-    with a data-sized reduction and a ``t'``-sized output).
+    ``drows``: one batched matrix product contracts ``dz`` against ``x`` over
+    pixels and channels for every (output frame ``j``, map ``f``, input frame)
+    pair, ``P[n, j, f, t_in]``; ``drows[f, tau]`` then sums the pairs tap
+    ``tau`` used, ``P[:, j, f, j s + tau d]`` (a gather from a tiny array).
+    ``dx``: for each tap, ``sum_f rows[f, tau] dz[..., f, ...]`` placed back at
+    the frames that tap read (a strided pad; the taps' pads are summed), all
+    elementwise so XLA fuses it into one loop, accumulated in float32.
+
+    Per-tap dot products instead (a data-sized contraction to a ``t'``-sized
+    output for ``drows``, a size-``t'`` contraction for ``dx``) took 10x and
+    7-14x longer on CPU (the 3D-ResNet stem and stage 1 layers).
     """
     x, rows = residuals
-    length = x.shape[1]
+    num_rows, num_taps = rows.shape
+    n, length = x.shape[:2]
+    dz_maps = jnp.moveaxis(dz, axis, 2).reshape(n, t_out * num_rows, -1)  # (n, j f, h w c)
+    pairs = lax.dot_general(
+        dz_maps, x.reshape(n, length, -1), (((2,), (2,)), ((0,), (0,))),
+        precision=lax.Precision.HIGHEST, preferred_element_type=jnp.float32,
+    )  # (n, j f, t_in)
+    pairs = pairs.sum(axis=0).reshape(t_out, num_rows, length)
+    frame = np.arange(t_out)[:, None] * stride + np.arange(num_taps)[None, :] * dilation  # (j, tau)
+    drows = pairs[np.arange(t_out)[:, None], :, frame].sum(axis=0).T  # (t', t)
+
     dx = None
-    drows = []
-    data_axes = [a for a in range(dz.ndim) if a != axis]
-    for tau in range(rows.shape[1]):
-        frames = _tap_slice(x, tau, t_out=t_out, stride=stride, dilation=dilation)
-        drows.append(jnp.tensordot(
-            frames, dz, axes=(list(range(x.ndim)), data_axes), preferred_element_type=jnp.float32
-        ))
-        tap = jnp.tensordot(dz, rows[:, tau], axes=([axis], [0]))
+    no_pad = ((0, 0, 0),) * (x.ndim - 2)
+    for tau in range(num_taps):
+        tap = None
+        for f in range(num_rows):
+            term = lax.index_in_dim(dz, f, axis, keepdims=False).astype(jnp.float32) * rows[f, tau]
+            tap = term if tap is None else tap + term
         lo = tau * dilation
         hi = length - lo - stride * (t_out - 1) - 1
-        no_pad = ((0, 0, 0),) * (x.ndim - 2)
         tap = lax.pad(tap, jnp.zeros((), tap.dtype), ((0, 0, 0), (lo, hi, stride - 1), *no_pad))
         dx = tap if dx is None else dx + tap
-    return dx.astype(x.dtype), jnp.stack(drows, axis=1).astype(rows.dtype)
+    return dx.astype(x.dtype), drows.astype(rows.dtype)
 
 
 _project.defvjp(_project_fwd, _project_bwd)
