@@ -92,6 +92,7 @@ def test_jits_and_vmaps():
     (jnp.zeros((1, 4, 4, 1), jnp.int32), (2, 2), (2, 2), (0, 0), TypeError, "floating"),
     (jnp.zeros((1, 4, 4, 1)), (2,), (2, 2), (0, 0), ValueError, "per spatial axis"),
     (jnp.zeros((4, 1)), (), (), (), ValueError, "per spatial axis"),
+    (jnp.zeros((1, 4, 4, 1)), (2.0, 2), (2, 2), (0, 0), TypeError, "windows must contain only integers"),
     (jnp.zeros((1, 4, 4, 1)), (2, 2), (2, 0), (0, 0), ValueError, "strides >= 1"),
     (jnp.zeros((1, 4, 4, 1)), (2, 2), (2, 2), (2, 0), ValueError, "pad < window"),
     (jnp.zeros((1, 2, 4, 1)), (5, 2), (1, 1), (1, 0), ValueError, "larger than the padded input"),

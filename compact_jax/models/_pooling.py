@@ -26,14 +26,16 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from compact_jax import arith
+from compact_jax.validate import check_int_tuple
+
 __all__ = ["max_pool_separable"]
 
 
 def _pool_axis(
-    y: jnp.ndarray, ty: jnp.ndarray | None, axis: int, window: int, stride: int, pad: int
+    y: jnp.ndarray, ty: jnp.ndarray | None, axis: int, window: int, stride: int, pad: int, out: int
 ) -> tuple[jnp.ndarray, jnp.ndarray | None]:
-    """Max over ``window`` taps of ``axis`` (padded with -inf), and the tangent it selects."""
-    out = (y.shape[axis] + 2 * pad - window) // stride + 1
+    """Max over ``window`` taps of ``axis`` (padded with -inf) at ``out`` positions, and the tangent it selects."""
     widths = [(0, 0)] * y.ndim
     widths[axis] = (pad, pad)
     y_padded = jnp.pad(y, widths, constant_values=-jnp.inf) if pad else y
@@ -52,22 +54,22 @@ def _pool_axis(
     return best, best_t
 
 
-def _pool(x, ty, windows, strides, pads):
-    for axis, (window, stride, pad) in enumerate(zip(windows, strides, pads), start=1):
+def _pool(x, ty, windows, strides, pads, out):
+    for axis, (window, stride, pad, size) in enumerate(zip(windows, strides, pads, out), start=1):
         if window == 1 and stride == 1 and pad == 0:
             continue
-        x, ty = _pool_axis(x, ty, axis, window, stride, pad)
+        x, ty = _pool_axis(x, ty, axis, window, stride, pad, size)
     return x, ty
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2, 3))
-def _max_pool(x, windows, strides, pads):
-    return _pool(x, None, windows, strides, pads)[0]
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2, 3, 4))
+def _max_pool(x, windows, strides, pads, out):
+    return _pool(x, None, windows, strides, pads, out)[0]
 
 
 @_max_pool.defjvp
-def _max_pool_jvp(windows, strides, pads, primals, tangents):
-    return _pool(primals[0], tangents[0], windows, strides, pads)
+def _max_pool_jvp(windows, strides, pads, out, primals, tangents):
+    return _pool(primals[0], tangents[0], windows, strides, pads, out)
 
 
 def max_pool_separable(
@@ -95,14 +97,20 @@ def max_pool_separable(
         raise ValueError(
             f"max pooling of an input of shape {x.shape} (N, *spatial, C) needs one window, stride "
             f"and pad per spatial axis, got windows={windows}, strides={strides}, pads={pads}")
+    windows, strides, pads = (
+        check_int_tuple(name, value, ndim=spatial, minimum=None)
+        for name, value in (("windows", windows), ("strides", strides), ("pads", pads))
+    )
     for window, stride, pad in zip(windows, strides, pads):
         if not (window >= 1 and stride >= 1 and 0 <= pad < window):
             raise ValueError(
                 f"max pooling needs windows >= 1, strides >= 1 and 0 <= pad < window, got "
                 f"windows={windows}, strides={strides}, pads={pads}")
-    for size, window, pad in zip(x.shape[1:-1], windows, pads):
-        if size + 2 * pad < window:
-            raise ValueError(
-                f"max pooling window {windows} (pads {pads}) is larger than the padded input "
-                f"{x.shape[1:-1]}")
-    return _max_pool(x, windows, strides, pads)
+    out = arith.output_shape(
+        x.shape[1:-1], windows, strides=strides, padding=tuple((pad, pad) for pad in pads)
+    )
+    if min(out) < 1:
+        raise ValueError(
+            f"max pooling window {windows} (pads {pads}) is larger than the padded input "
+            f"{x.shape[1:-1]}")
+    return _max_pool(x, windows, strides, pads, out)
