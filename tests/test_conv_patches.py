@@ -76,10 +76,16 @@ def test_auto_takes_patches_on_cpu_where_the_kernel_outweighs_the_output(monkeyp
     wide = (jnp.ones((2, 16, 16, 256)), jnp.ones((3, 3, 256, 8)))    # 512 positions
     tiny_map = (jnp.ones((64, 2, 2, 16)), jnp.ones((3, 3, 16, 8)))   # 4 positions per image
     clip = (jnp.ones((2, 1, 2, 2, 256)), jnp.ones((3, 3, 3, 256, 8)))
+    # FDC3D's pruned maps: 2 x 4 x 4 = 32 positions <= 256 outputs, 48 >= 32 input channels.
+    maps = (jnp.ones((2, 2, 8, 8, 48)), jnp.ones((2, 3, 3, 48, 256)))
+    thin = (jnp.ones((2, 2, 8, 8, 16)), jnp.ones((2, 3, 3, 16, 256)))  # too few input channels
+    maps_kw = dict(strides=(1, 2, 2), padding=((0, 0), (1, 1), (1, 1)))
     assert "conv_general_dilated" not in _primitives(conv, *deep)
     assert "conv_general_dilated" in _primitives(conv, *wide)
     assert "conv_general_dilated" not in _primitives(conv, *tiny_map)
     assert "conv_general_dilated" not in _primitives(conv, *clip)
+    assert "conv_general_dilated" not in _primitives(lambda x, k: conv(x, k, **maps_kw), *maps)
+    assert "conv_general_dilated" in _primitives(lambda x, k: conv(x, k, **maps_kw), *thin)
     # Groups and input dilation keep XLA's convolution.
     assert "conv_general_dilated" in _primitives(lambda x, k: conv(x, k, input_dilation=2), *deep)
     # Every other backend keeps XLA's convolution (decided at trace time from the platform).
