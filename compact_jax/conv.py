@@ -38,12 +38,12 @@ _IMPLS = ("auto", "xla", "frames", "patches")
 
 #: The ``patches`` lowering is chosen on CPU when its patch matrix is no larger
 #: than the kernel (output positions ``N * prod(spatial_out)`` at most the
-#: output channels) and ``C_in >= PATCHES_MIN_CHANNELS``, or when each image has at most
-#: ``PATCHES_MAX_POSITIONS`` output positions. There XLA:CPU's convolution is
-#: weight-bound: at ResNet-18's 4x4x512 stage (batch 32) one matrix product was
-#: 1.5x faster forward and 1.7x for the gradient, on 2x2 maps 14-27x, and at
-#: the 48- and 96-channel convolutions of a pruned FDC3D 3D-ResNet's stage 3
-#: 1.4-1.6x forward and 2.1-2.5x for the gradient
+#: output channels) and ``C_in >= PATCHES_MIN_CHANNELS``, or when each image
+#: has at most ``PATCHES_MAX_POSITIONS`` output positions. There XLA:CPU's
+#: convolution is weight-bound: at ResNet-18's 4x4x512 stage (batch 32) one
+#: matrix product was 1.5x faster forward and 1.7x for the gradient, on 2x2
+#: maps 14-27x, and at the 48- and 96-channel convolutions of a pruned FDC3D
+#: 3D-ResNet's stage 3 1.4-1.6x forward and 2.1-2.5x for the gradient
 #: (``python -m compact_jax.bench --only lowering``).
 PATCHES_MIN_CHANNELS = 32
 PATCHES_MAX_POSITIONS = 4

@@ -55,8 +55,8 @@ def test_lowering_rows_name_the_auto_choice():
         "deep": ((1, 2, 2, 128), (3, 3, 128, 128), 1),   # 4 positions <= 128 outputs: patches
         "wide": ((1, 8, 8, 4), (3, 3, 4, 4), 1),          # xla
         "clip": ((1, 3, 6, 6, 2), (3, 3, 3, 2, 2), 1),    # frames
-        # A VALID time axis (FDC3D's stacked maps): 1 x 2 x 2 = 4 positions <= 64 outputs.
-        "maps": ((1, 2, 4, 4, 32), (2, 3, 3, 32, 64), (1, 2, 2), ((0, 0), (1, 1), (1, 1))),
+        # An explicit padding: VALID leaves 1 x 2 x 2 positions (patches), SAME would leave 48 (frames).
+        "valid": ((1, 3, 4, 4, 4), (3, 3, 3, 4, 4), 1, "VALID"),
     }
     rows = conv_lowering.lowering_rows(shapes, rounds=1)
     assert [r[2] for r in rows] == ["patches", "xla", "frames", "patches"]
