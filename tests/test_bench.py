@@ -44,8 +44,38 @@ def test_network_rows_at_tiny_sizes(monkeypatch):
     monkeypatch.setenv(networks.TINY_ENV, "1")
     rows = networks.network_rows(networks=("edsr_8_128",), dtypes=(jnp.float32,), rounds=1)
     assert [r[2] for r in rows] == ["dense", "basis m=27"]
-    assert rows[0][0] == "edsr_8_128 (1, 8, 8, 3)" and rows[0][5:] == (1.0, 1.0, 1.0)
+    assert rows[0][0] == "edsr_8_128 (1, 8, 8, 3)" and rows[0][5:] == (1.0, 1.0, 1.0, 1.0)
     assert _positive(list(rows[1][3:])) and rows[1][7] > 1.0
+
+
+def test_train_flop_count_is_xlas_count_of_the_program():
+    import jax
+    import jax.numpy as jnp
+
+    from compact_jax.bench.networks import _train_flops
+    from compact_jax.conv import conv
+
+    a, b = jnp.ones((8, 16)), jnp.ones((16, 4))
+    assert _train_flops(jax.jit(jnp.matmul).lower(a, b).compile()) == 2 * 8 * 16 * 4
+    x, k = jnp.ones((2, 10, 10, 3)), jnp.ones((3, 3, 3, 5))
+    compiled = jax.jit(lambda x, k: conv(x, k, padding="VALID", impl="xla")).lower(x, k).compile()
+    assert _train_flops(compiled) == 2 * (2 * 8 * 8) * (3 * 3 * 3) * 5  # 2 x positions x taps x outputs
+
+
+def test_train_flop_count_without_a_count_is_nan():
+    import math
+
+    from compact_jax.bench.networks import _train_flops
+
+    class NoCount:
+        def __init__(self, cost):
+            self.cost = cost
+
+        def cost_analysis(self):
+            return self.cost
+
+    assert all(math.isnan(_train_flops(NoCount(c))) for c in (None, {}, [], [{}], {"flops": 0.0}))
+    assert _train_flops(NoCount([{"flops": 6.0}])) == 6.0
 
 
 def test_lowering_rows_name_the_auto_choice():

@@ -17,7 +17,14 @@ tables print medians over rounds. Rows:
 Each row gives dense time / compact time (the speed-up) for the forward pass
 (inference mode) and the train step (``value_and_grad`` of the loss with
 batch norm in training mode, then an SGD update), beside the whole network's
-multiply-add ratio (dense / compact, from :mod:`compact_jax.report`). The
+multiply-add ratio (dense / compact, from :mod:`compact_jax.report`) and the
+train step's floating-point-operation ratio as XLA counts it in the two
+compiled programs (``Compiled.cost_analysis()``; ``nan`` where the backend
+gives no count). A train step cannot gain the forward MAC ratio: the
+backward pass computes kernel and input gradients, the dense network skips
+the input gradient of its first convolution, and a compact first layer with
+learned parameters on its input side (FDC3D's transform) cannot; the FLOP
+ratio is the bound the train-step speed-up is measured against. The
 dense baseline and the layers a policy leaves dense run through
 :func:`compact_jax.conv.conv` (``compact_jax.dense``), so that on CPU the 3-D
 convolutions of both sides take the faster frames lowering.
@@ -51,6 +58,7 @@ __all__ = ["Network", "NETWORKS", "network_rows", "main"]
 TINY_ENV = "COMPACT_JAX_BENCH_TINY"
 HEADER = (
     "network", "dtype", "method", "fwd ms", "train ms", "fwd speed-up", "train speed-up", "MAC ratio",
+    "train FLOP ratio",
 )
 
 
@@ -169,6 +177,15 @@ def _step_fns(model: Any, classifier: bool) -> tuple[Callable, Callable]:
     return jax.jit(forward), jax.jit(train)
 
 
+def _train_flops(compiled: Any) -> float:
+    """XLA's floating-point operation count of a compiled program (``nan`` if it gives none)."""
+    cost = compiled.cost_analysis()
+    if isinstance(cost, (list, tuple)):  # older jax: one dict per program
+        cost = cost[0] if cost else None
+    flops = (cost or {}).get("flops")
+    return float(flops) if flops else float("nan")
+
+
 def _variants(net: Network, shape: tuple[int, ...], dtype: Any, tiny: bool, methods: Sequence[str] | None):
     """``label -> (model, variables, mac_ratio)``; the dense model first."""
     kwargs = {**net.kwargs, **(net.tiny_kwargs if tiny else {}), "dtype": dtype}
@@ -212,8 +229,8 @@ def network_rows(
 
     Returns:
       Rows ``(network, dtype, method, fwd_ms, train_ms, fwd_speedup,
-      train_speedup, mac_ratio)``; speed-ups and the MAC ratio are dense over
-      compact.
+      train_speedup, mac_ratio, train_flop_ratio)``; speed-ups and both
+      ratios are dense over compact.
     """
     tiny = is_tiny() if tiny is None else tiny
     rows = []
@@ -224,8 +241,12 @@ def network_rows(
         x = jax.random.normal(jax.random.key(1), shape, jnp.float32)
         for dtype in dtypes:
             variants = _variants(net, shape, dtype, tiny, methods)
-            fns = {label: (_step_fns(model, net.classifier), variables)
-                   for label, (model, variables, _) in variants.items()}
+            fns, flops = {}, {}
+            for label, (model, variables, _) in variants.items():
+                # Compiled once here: timed as compiled, and counted by XLA.
+                forward, train = (fn.lower(variables, x).compile() for fn in _step_fns(model, net.classifier))
+                fns[label] = ((forward, train), variables)
+                flops[label] = _train_flops(train)
             times = {label: ([], []) for label in fns}
             for _ in range(rounds):
                 for label, ((forward, train), variables) in fns.items():
@@ -237,6 +258,7 @@ def network_rows(
                 rows.append((
                     name, jnp.dtype(dtype).name, label, 1e3 * fwd, 1e3 * train,
                     med["dense"][0] / fwd, med["dense"][1] / train, variants[label][2],
+                    flops["dense"] / flops[label],
                 ))
     return rows
 
@@ -247,7 +269,7 @@ def main() -> None:
         HEADER,
         network_rows(),
         title=(f"Whole networks, dense vs compact ({jax.default_backend()}: {device.device_kind}); "
-               "speed-ups and MAC ratio are dense / compact, medians of interleaved rounds"),
+               "speed-ups and MAC / FLOP ratios are dense / compact, medians of interleaved rounds"),
     )
 
 
