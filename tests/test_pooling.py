@@ -82,6 +82,15 @@ def test_nan_propagates_and_bfloat16_keeps_its_dtype():
     assert max_pool(x.astype(jnp.bfloat16), 3, 2, 1).dtype == jnp.bfloat16
 
 
+def test_an_int_applies_to_every_spatial_axis():
+    x = jax.random.normal(jax.random.key(0), (2, 5, 7, 6, 3))
+    np.testing.assert_array_equal(
+        max_pool_separable(x, 3, 2, 1), max_pool_separable(x, (3,) * 3, (2,) * 3, (1,) * 3)
+    )
+    expected, _ = _numpy_pool(np.asarray(x), (2, 2, 2), (1, 2, 2), (0, 0, 0), np.zeros((2, 4, 3, 3, 3), np.float32))
+    np.testing.assert_array_equal(max_pool_separable(x, 2, (1, 2, 2), 0), expected)
+
+
 def test_jits_and_vmaps():
     x = jax.random.normal(jax.random.key(0), (3, 2, 9, 9, 4))
     batched = jax.jit(jax.vmap(lambda x: max_pool(x, 3, 2, 1)))(x)
@@ -93,6 +102,9 @@ def test_jits_and_vmaps():
     (jnp.zeros((1, 4, 4, 1)), (2,), (2, 2), (0, 0), ValueError, "per spatial axis"),
     (jnp.zeros((4, 1)), (), (), (), ValueError, "per spatial axis"),
     (jnp.zeros((1, 4, 4, 1)), (2.0, 2), (2, 2), (0, 0), TypeError, "windows must contain only integers"),
+    (jnp.zeros((1, 4, 4, 1)), 2.0, 2, 0, TypeError, "windows must be an int or a sequence"),
+    (jnp.zeros((1, 4, 4, 1)), 2, "2", 0, TypeError, "strides must be an int or a sequence"),
+    (jnp.zeros((1, 4, 4, 1)), 2, 2, None, TypeError, "pads must be an int or a sequence"),
     (jnp.zeros((1, 4, 4, 1)), (2, 2), (2, 0), (0, 0), ValueError, "strides >= 1"),
     (jnp.zeros((1, 4, 4, 1)), (2, 2), (2, 2), (2, 0), ValueError, "pad < window"),
     (jnp.zeros((1, 2, 4, 1)), (5, 2), (1, 1), (1, 0), ValueError, "larger than the padded input"),

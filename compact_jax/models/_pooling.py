@@ -72,27 +72,42 @@ def _max_pool_jvp(windows, strides, pads, out, primals, tangents):
     return _pool(primals[0], tangents[0], windows, strides, pads, out)
 
 
+def _per_axis(name: str, value: int | Sequence[int], spatial: int) -> tuple:
+    """``value`` as a tuple: an int repeated per spatial axis, a sequence as given (checked later)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value,) * max(spatial, 0)
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return tuple(value)
+    raise TypeError(
+        f"max pooling: {name} must be an int or a sequence of one int per spatial axis, got {value!r}"
+    )
+
+
 def max_pool_separable(
     x: jnp.ndarray,
-    windows: Sequence[int],
-    strides: Sequence[int],
-    pads: Sequence[int],
+    windows: int | Sequence[int],
+    strides: int | Sequence[int],
+    pads: int | Sequence[int],
 ) -> jnp.ndarray:
     """Max pooling of ``x (N, *spatial, C)`` padded with -inf on both sides.
 
     Args:
       x: a floating array ``(N, *spatial, C)``.
       windows, strides, pads: one positive window, positive stride and
-        non-negative padding (smaller than the window) per spatial axis.
+        non-negative padding (smaller than the window) per spatial axis; an
+        int is used for every axis.
 
     Returns:
       ``(N, *out, C)`` with ``out = (size + 2 pad - window) // stride + 1``.
     """
     x = jnp.asarray(x)
-    windows, strides, pads = tuple(windows), tuple(strides), tuple(pads)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise TypeError(f"max pooling needs a floating input (it pads with -inf), got dtype {x.dtype}")
     spatial = x.ndim - 2
+    windows, strides, pads = (
+        _per_axis(name, value, spatial)
+        for name, value in (("windows", windows), ("strides", strides), ("pads", pads))
+    )
     if spatial < 1 or not len(windows) == len(strides) == len(pads) == spatial:
         raise ValueError(
             f"max pooling of an input of shape {x.shape} (N, *spatial, C) needs one window, stride "
