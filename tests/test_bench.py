@@ -52,20 +52,20 @@ def test_train_flop_count_is_xlas_count_of_the_program():
     import jax
     import jax.numpy as jnp
 
-    from compact_jax.bench.networks import _train_flops
+    from compact_jax.bench.networks import _xla_flops
     from compact_jax.conv import conv
 
     a, b = jnp.ones((8, 16)), jnp.ones((16, 4))
-    assert _train_flops(jax.jit(jnp.matmul).lower(a, b).compile()) == 2 * 8 * 16 * 4
+    assert _xla_flops(jax.jit(jnp.matmul).lower(a, b).compile()) == 2 * 8 * 16 * 4
     x, k = jnp.ones((2, 10, 10, 3)), jnp.ones((3, 3, 3, 5))
     compiled = jax.jit(lambda x, k: conv(x, k, padding="VALID", impl="xla")).lower(x, k).compile()
-    assert _train_flops(compiled) == 2 * (2 * 8 * 8) * (3 * 3 * 3) * 5  # 2 x positions x taps x outputs
+    assert _xla_flops(compiled) == 2 * (2 * 8 * 8) * (3 * 3 * 3) * 5  # 2 x positions x taps x outputs
 
 
 def test_train_flop_count_without_a_count_is_nan():
     import math
 
-    from compact_jax.bench.networks import _train_flops
+    from compact_jax.bench.networks import _xla_flops
 
     class NoCount:
         def __init__(self, cost):
@@ -74,8 +74,8 @@ def test_train_flop_count_without_a_count_is_nan():
         def cost_analysis(self):
             return self.cost
 
-    assert all(math.isnan(_train_flops(NoCount(c))) for c in (None, {}, [], [{}], {"flops": 0.0}))
-    assert _train_flops(NoCount([{"flops": 6.0}])) == 6.0
+    assert all(math.isnan(_xla_flops(NoCount(c))) for c in (None, {}, [], [{}], {"flops": 0.0}))
+    assert _xla_flops(NoCount([{"flops": 6.0}])) == 6.0
 
 
 def test_lowering_rows_name_the_auto_choice():

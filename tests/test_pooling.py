@@ -85,7 +85,7 @@ def test_nan_propagates_and_bfloat16_keeps_its_dtype():
 def test_an_int_applies_to_every_spatial_axis():
     x = jax.random.normal(jax.random.key(0), (2, 5, 7, 6, 3))
     np.testing.assert_array_equal(
-        max_pool_separable(x, 3, 2, 1), max_pool_separable(x, (3,) * 3, (2,) * 3, (1,) * 3)
+        max_pool_separable(x, 3, np.int64(2), 1), max_pool_separable(x, (3,) * 3, (2,) * 3, (1,) * 3)
     )
     expected, _ = _numpy_pool(np.asarray(x), (2, 2, 2), (1, 2, 2), (0, 0, 0), np.zeros((2, 4, 3, 3, 3), np.float32))
     np.testing.assert_array_equal(max_pool_separable(x, 2, (1, 2, 2), 0), expected)

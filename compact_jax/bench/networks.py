@@ -20,11 +20,11 @@ batch norm in training mode, then an SGD update), beside the whole network's
 multiply-add ratio (dense / compact, from :mod:`compact_jax.report`) and the
 train step's floating-point-operation ratio as XLA counts it in the two
 compiled programs (``Compiled.cost_analysis()``; ``nan`` where the backend
-gives no count). A train step cannot gain the forward MAC ratio: the
-backward pass computes kernel and input gradients, the dense network skips
-the input gradient of its first convolution, and a compact first layer with
-learned parameters on its input side (FDC3D's transform) cannot; the FLOP
-ratio is the bound the train-step speed-up is measured against. The
+gives no count), the bound the train-step speed-up is measured against. It
+can be below the forward MAC ratio: the dense network skips its first
+convolution's input gradient, while a compact first layer with learned
+parameters on its input side (FDC3D's transform) must compute it; and a
+method that generates its kernel on every call adds that work. The
 dense baseline and the layers a policy leaves dense run through
 :func:`compact_jax.conv.conv` (``compact_jax.dense``), so that on CPU the 3-D
 convolutions of both sides take the faster frames lowering.
@@ -177,7 +177,7 @@ def _step_fns(model: Any, classifier: bool) -> tuple[Callable, Callable]:
     return jax.jit(forward), jax.jit(train)
 
 
-def _train_flops(compiled: Any) -> float:
+def _xla_flops(compiled: Any) -> float:
     """XLA's floating-point operation count of a compiled program (``nan`` if it gives none)."""
     cost = compiled.cost_analysis()
     if isinstance(cost, (list, tuple)):  # older jax: one dict per program
@@ -246,7 +246,7 @@ def network_rows(
                 # Compiled once here: timed as compiled, and counted by XLA.
                 forward, train = (fn.lower(variables, x).compile() for fn in _step_fns(model, net.classifier))
                 fns[label] = ((forward, train), variables)
-                flops[label] = _train_flops(train)
+                flops[label] = _xla_flops(train)
             times = {label: ([], []) for label in fns}
             for _ in range(rounds):
                 for label, ((forward, train), variables) in fns.items():

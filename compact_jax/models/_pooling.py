@@ -20,6 +20,7 @@ though not always the same one). NaNs propagate in the value as
 from __future__ import annotations
 
 import functools
+import numbers
 from collections.abc import Sequence
 
 import jax
@@ -74,7 +75,7 @@ def _max_pool_jvp(windows, strides, pads, out, primals, tangents):
 
 def _per_axis(name: str, value: int | Sequence[int], spatial: int) -> tuple:
     """``value`` as a tuple: an int repeated per spatial axis, a sequence as given (checked later)."""
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return (value,) * max(spatial, 0)
     if isinstance(value, Sequence) and not isinstance(value, str):
         return tuple(value)
