@@ -20,7 +20,7 @@ batch norm in training mode, then an SGD update), beside the whole network's
 multiply-add ratio (dense / compact, from :mod:`compact_jax.report`) and the
 train step's floating-point-operation ratio as XLA counts it in the two
 compiled programs (``Compiled.cost_analysis()``; ``nan`` where the backend
-gives no count), the bound the train-step speed-up is measured against. It
+gives no count), what the train-step speed-up should be read against. It
 can be below the forward MAC ratio: the dense network skips its first
 convolution's input gradient, while a compact first layer with learned
 parameters on its input side (FDC3D's transform) must compute it; and a
