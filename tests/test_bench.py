@@ -48,7 +48,7 @@ def test_network_rows_at_tiny_sizes(monkeypatch):
     assert _positive(list(rows[1][3:])) and rows[1][7] > 1.0
 
 
-def test_train_flop_count_is_xlas_count_of_the_program():
+def test_xla_flops_is_xlas_count_of_the_program():
     import jax
     import jax.numpy as jnp
 
@@ -62,7 +62,7 @@ def test_train_flop_count_is_xlas_count_of_the_program():
     assert _xla_flops(compiled) == 2 * (2 * 8 * 8) * (3 * 3 * 3) * 5  # 2 x positions x taps x outputs
 
 
-def test_train_flop_count_without_a_count_is_nan():
+def test_xla_flops_without_a_count_is_nan():
     import math
 
     from compact_jax.bench.networks import _xla_flops

@@ -20,7 +20,6 @@ though not always the same one). NaNs propagate in the value as
 from __future__ import annotations
 
 import functools
-import numbers
 from collections.abc import Sequence
 
 import jax
@@ -73,17 +72,6 @@ def _max_pool_jvp(windows, strides, pads, out, primals, tangents):
     return _pool(primals[0], tangents[0], windows, strides, pads, out)
 
 
-def _per_axis(name: str, value: int | Sequence[int], spatial: int) -> tuple:
-    """``value`` as a tuple: an int repeated per spatial axis, a sequence as given (checked later)."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        return (value,) * max(spatial, 0)
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        return tuple(value)
-    raise TypeError(
-        f"max pooling: {name} must be an int or a sequence of one int per spatial axis, got {value!r}"
-    )
-
-
 def max_pool_separable(
     x: jnp.ndarray,
     windows: int | Sequence[int],
@@ -105,18 +93,16 @@ def max_pool_separable(
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise TypeError(f"max pooling needs a floating input (it pads with -inf), got dtype {x.dtype}")
     spatial = x.ndim - 2
-    windows, strides, pads = (
-        _per_axis(name, value, spatial)
-        for name, value in (("windows", windows), ("strides", strides), ("pads", pads))
-    )
+    if spatial >= 1:
+        # An int is broadcast to every axis; a sequence keeps its length, checked below.
+        windows, strides, pads = (
+            check_int_tuple(name, value, ndim=None if isinstance(value, Sequence) else spatial, minimum=None)
+            for name, value in (("windows", windows), ("strides", strides), ("pads", pads))
+        )
     if spatial < 1 or not len(windows) == len(strides) == len(pads) == spatial:
         raise ValueError(
             f"max pooling of an input of shape {x.shape} (N, *spatial, C) needs one window, stride "
             f"and pad per spatial axis, got windows={windows}, strides={strides}, pads={pads}")
-    windows, strides, pads = (
-        check_int_tuple(name, value, ndim=spatial, minimum=None)
-        for name, value in (("windows", windows), ("strides", strides), ("pads", pads))
-    )
     for window, stride, pad in zip(windows, strides, pads):
         if not (window >= 1 and stride >= 1 and 0 <= pad < window):
             raise ValueError(
