@@ -52,20 +52,20 @@ def test_xla_flops_is_xlas_count_of_the_program():
     import jax
     import jax.numpy as jnp
 
-    from compact_jax.bench.networks import _xla_flops
+    from compact_jax.bench.networks import xla_flops
     from compact_jax.conv import conv
 
     a, b = jnp.ones((8, 16)), jnp.ones((16, 4))
-    assert _xla_flops(jax.jit(jnp.matmul).lower(a, b).compile()) == 2 * 8 * 16 * 4
+    assert xla_flops(jax.jit(jnp.matmul).lower(a, b).compile()) == 2 * 8 * 16 * 4
     x, k = jnp.ones((2, 10, 10, 3)), jnp.ones((3, 3, 3, 5))
     compiled = jax.jit(lambda x, k: conv(x, k, padding="VALID", impl="xla")).lower(x, k).compile()
-    assert _xla_flops(compiled) == 2 * (2 * 8 * 8) * (3 * 3 * 3) * 5  # 2 x positions x taps x outputs
+    assert xla_flops(compiled) == 2 * (2 * 8 * 8) * (3 * 3 * 3) * 5  # 2 x positions x taps x outputs
 
 
 def test_xla_flops_without_a_count_is_nan():
     import math
 
-    from compact_jax.bench.networks import _xla_flops
+    from compact_jax.bench.networks import xla_flops
 
     class NoCount:
         def __init__(self, cost):
@@ -74,8 +74,8 @@ def test_xla_flops_without_a_count_is_nan():
         def cost_analysis(self):
             return self.cost
 
-    assert all(math.isnan(_xla_flops(NoCount(c))) for c in (None, {}, [], [{}], {"flops": 0.0}))
-    assert _xla_flops(NoCount([{"flops": 6.0}])) == 6.0
+    assert all(math.isnan(xla_flops(NoCount(c))) for c in (None, {}, [], [{}], {"flops": 0.0}))
+    assert xla_flops(NoCount([{"flops": 6.0}])) == 6.0
 
 
 def test_lowering_rows_name_the_auto_choice():
@@ -91,3 +91,51 @@ def test_lowering_rows_name_the_auto_choice():
     rows = conv_lowering.lowering_rows(shapes, rounds=1)
     assert [r[2] for r in rows] == ["patches", "xla", "frames", "patches"]
     assert all(r[5] >= 1.0 and r[6] >= 1.0 and r[7] in ("yes", "no") for r in rows)
+
+
+def test_restrict_to_group_compresses_exactly_that_group():
+    import jax.numpy as jnp
+
+    from compact_jax import compress, models
+    from compact_jax.bench.network_groups import groups_of, restrict_to_group
+    from compact_jax.report import get_preset
+
+    model = models.get_model("resnet3d_18", widths=(4, 8, 8, 8), stage_sizes=(1, 1, 1, 1), dtype=jnp.float32)
+    shape = (1, 4, 16, 16, 3)
+    policy = get_preset("fdc3d-4x").policy
+    full = compress.resolve(policy, model, shape)
+    methods = {e.path: e.method for e in full.layers}
+    groups = groups_of(full)
+    assert list(groups) == ["stem_conv", "stage1", "stage2", "stage3", "stage4"]
+    assert sum(groups.values()) == sum(m != "dense" for m in methods.values())
+    for group in groups:
+        plan = compress.resolve(restrict_to_group(policy, group), model, shape)
+        inside = {e.path: e.method for e in plan.layers if e.path.split("/")[0] == group}
+        outside = [e.method for e in plan.layers if e.path.split("/")[0] != group]
+        assert inside == {p: m for p, m in methods.items() if p.split("/")[0] == group}
+        assert set(outside) == {"dense"}
+
+
+def test_restrict_to_group_does_not_take_a_longer_name():
+    from types import SimpleNamespace
+
+    from compact_jax import compress
+    from compact_jax.bench.network_groups import restrict_to_group
+
+    outside = restrict_to_group(compress.Policy(rules=[compress.Rule(method="fdc3d")]), "stage1").rules[0]
+    layer = lambda path: SimpleNamespace(path=path, kernel_size=(3, 3, 3), in_features=4)  # noqa: E731
+    assert outside.method == "dense"
+    assert outside.matches(layer("stage10/block0/conv1")) and outside.matches(layer("stem_conv"))
+    assert not outside.matches(layer("stage1/block0/conv1")) and not outside.matches(layer("stage1"))
+
+
+def test_group_rows_at_tiny_sizes(monkeypatch):
+    from compact_jax.bench import network_groups, networks
+
+    monkeypatch.setenv(networks.TINY_ENV, "1")
+    rows = network_groups.group_rows(networks=("edsr_8_128",), rounds=1)
+    assert [r[2] for r in rows] == ["block0", "block1", network_groups.ALL_GROUPS]
+    assert [r[3] for r in rows] == [2, 2, 4]
+    # Disjoint groups: XLA's counts of the separately compiled programs add up.
+    assert math.isclose(sum(r[6] for r in rows[:-1]), rows[-1][6], rel_tol=1e-9)
+    assert all(math.isfinite(v) for r in rows for v in r[4:7])

@@ -20,6 +20,7 @@ TABLES = {
     "fdc3d": "compact_jax.bench.fdc3d",
     "lowering": "compact_jax.bench.conv_lowering",
     "networks": "compact_jax.bench.networks",
+    "groups": "compact_jax.bench.network_groups",
 }
 
 

@@ -53,7 +53,10 @@ from compact_jax import compress, models
 from compact_jax.bench.timing import print_table, time_jitted
 from compact_jax.report import make_report, get_preset
 
-__all__ = ["Network", "NETWORKS", "network_rows", "main"]
+__all__ = [
+    "Network", "NETWORKS", "network_rows", "main", "dense_model", "compress_variant", "compile_steps",
+    "input_shape", "interleaved_medians", "xla_flops",
+]
 
 TINY_ENV = "COMPACT_JAX_BENCH_TINY"
 HEADER = (
@@ -144,7 +147,7 @@ def is_tiny() -> bool:
     return os.environ.get(TINY_ENV, "").strip() not in ("", "0")
 
 
-def _shape(net: Network, tiny: bool) -> tuple[int, ...]:
+def input_shape(net: Network, tiny: bool) -> tuple[int, ...]:
     if tiny:
         return net.shapes["tiny"]
     return net.shapes["cpu" if jax.default_backend() == "cpu" else "accelerator"]
@@ -177,7 +180,7 @@ def _step_fns(model: Any, classifier: bool) -> tuple[Callable, Callable]:
     return jax.jit(forward), jax.jit(train)
 
 
-def _xla_flops(compiled: Any) -> float:
+def xla_flops(compiled: Any) -> float:
     """XLA's floating-point operation count of a compiled program (``nan`` if it gives none)."""
     cost = compiled.cost_analysis()
     if isinstance(cost, (list, tuple)):  # older jax: one dict per program
@@ -186,25 +189,54 @@ def _xla_flops(compiled: Any) -> float:
     return float(flops) if flops else float("nan")
 
 
-def _variants(net: Network, shape: tuple[int, ...], dtype: Any, tiny: bool, methods: Sequence[str] | None):
-    """``label -> (model, variables, mac_ratio)``; the dense model first."""
+def compress_variant(model: Any, variables: dict, shape: tuple[int, ...], policy: compress.Policy):
+    """``(compact model, its variables, MAC ratio)`` of ``policy`` fitted to the dense ``variables``.
+
+    Every conv the policy leaves dense runs through ``compact_jax.conv`` too (on CPU its
+    3-D convs take the faster frames lowering), in the baseline and in the compact models.
+    """
+    policy = compress.Policy(name=policy.name, rules=[*policy.rules, _ALL_DENSE])
+    plan = compress.resolve(policy, model, shape, call_kwargs={"train": False})
+    plan, params = compress.fit(plan, variables["params"])
+    report = make_report(plan)
+    return compress.build(plan), {**variables, "params": params}, report.dense_macs / report.compact_macs
+
+
+def dense_model(net: Network, shape: tuple[int, ...], dtype: Any, tiny: bool) -> tuple[Any, dict]:
+    """The network's dense model and its initial variables."""
     kwargs = {**net.kwargs, **(net.tiny_kwargs if tiny else {}), "dtype": dtype}
     model = models.get_model(net.model, **kwargs)
     x = jnp.zeros(shape, jnp.float32)
-    variables = jax.jit(functools.partial(model.init, train=False))(jax.random.key(0), x)
+    return model, jax.jit(functools.partial(model.init, train=False))(jax.random.key(0), x)
+
+
+def compile_steps(model: Any, variables: dict, x: jax.Array, classifier: bool) -> tuple[Any, Any]:
+    """The compiled ``(forward, train step)`` of ``model`` on ``x``: timed as compiled, counted by XLA."""
+    return tuple(fn.lower(variables, x).compile() for fn in _step_fns(model, classifier))
+
+
+def _variants(net: Network, shape: tuple[int, ...], dtype: Any, tiny: bool, methods: Sequence[str] | None):
+    """``label -> (model, variables, mac_ratio)``; the dense model first."""
+    model, variables = dense_model(net, shape, dtype, tiny)
     out = {}
     for label, policy in {"dense": compress.Policy(name="dense"), **net.methods}.items():
         if methods is not None and label not in methods and label != "dense":
             continue
-        # Every conv the policy leaves dense runs through compact_jax.conv too (on CPU its
-        # 3-D convs take the faster frames lowering), in the baseline and in the compact models.
-        policy = compress.Policy(name=policy.name, rules=[*policy.rules, _ALL_DENSE])
-        plan = compress.resolve(policy, model, shape, call_kwargs={"train": False})
-        plan, params = compress.fit(plan, variables["params"])
-        report = make_report(plan)
-        out[label] = (compress.build(plan), {**variables, "params": params},
-                      report.dense_macs / report.compact_macs)
+        out[label] = compress_variant(model, variables, shape, policy)
     return out
+
+
+def interleaved_medians(fns: dict, x: jax.Array, *, rounds: int, repeats: int) -> dict[str, tuple[float, float]]:
+    """``label -> (forward, train step)`` median seconds of ``label -> ((forward, train), variables)``.
+
+    Each round times every variant once, so that all see the same machine load.
+    """
+    times = {label: ([], []) for label in fns}
+    for _ in range(rounds):
+        for label, ((forward, train), variables) in fns.items():
+            times[label][0].append(time_jitted(forward, variables, x, repeats=repeats))
+            times[label][1].append(time_jitted(train, variables, x, repeats=repeats))
+    return {label: tuple(statistics.median(t) for t in pair) for label, pair in times.items()}
 
 
 def network_rows(
@@ -237,22 +269,16 @@ def network_rows(
     for net in NETWORKS:
         if networks is not None and net.model not in networks:
             continue
-        shape = _shape(net, tiny)
+        shape = input_shape(net, tiny)
         x = jax.random.normal(jax.random.key(1), shape, jnp.float32)
         for dtype in dtypes:
             variants = _variants(net, shape, dtype, tiny, methods)
             fns, flops = {}, {}
             for label, (model, variables, _) in variants.items():
-                # Compiled once here: timed as compiled, and counted by XLA.
-                forward, train = (fn.lower(variables, x).compile() for fn in _step_fns(model, net.classifier))
+                forward, train = compile_steps(model, variables, x, net.classifier)
                 fns[label] = ((forward, train), variables)
-                flops[label] = _xla_flops(train)
-            times = {label: ([], []) for label in fns}
-            for _ in range(rounds):
-                for label, ((forward, train), variables) in fns.items():
-                    times[label][0].append(time_jitted(forward, variables, x, repeats=repeats))
-                    times[label][1].append(time_jitted(train, variables, x, repeats=repeats))
-            med = {label: tuple(statistics.median(t) for t in pair) for label, pair in times.items()}
+                flops[label] = xla_flops(train)
+            med = interleaved_medians(fns, x, rounds=rounds, repeats=repeats)
             name = f"{net.model} {tuple(shape)}"
             for label, (fwd, train) in med.items():
                 rows.append((
