@@ -139,3 +139,17 @@ def test_group_rows_at_tiny_sizes(monkeypatch):
     # Disjoint groups: XLA's counts of the separately compiled programs add up.
     assert math.isclose(sum(r[6] for r in rows[:-1]), rows[-1][6], rel_tol=1e-9)
     assert all(math.isfinite(v) for r in rows for v in r[4:7])
+
+
+def test_benchmark_names_are_checked():
+    from compact_jax.bench import networks
+
+    picked = networks.select(["resnet3d_18"], ["fdc3d (5/8, 1/3)"])
+    assert [(net.model, list(methods)) for net, methods in picked] == [("resnet3d_18", ["fdc3d (5/8, 1/3)"])]
+    assert [net.model for net, _ in networks.select(None, None)] == [net.model for net in networks.NETWORKS]
+    with pytest.raises(ValueError, match="unknown network 'resnet3d'.*resnet3d_18"):
+        networks.select(["resnet3d"], None)
+    with pytest.raises(ValueError, match="unknown method label 'fdc3d'.*fdc3d \\(1/4, 1/3\\)"):
+        networks.select(["resnet3d_18"], ["fdc3d"])
+    with pytest.raises(TypeError, match="networks must be a sequence of names.*'resnet3d_18'"):
+        networks.select("resnet3d_18", None)

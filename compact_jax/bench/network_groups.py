@@ -91,15 +91,11 @@ def group_rows(
     """
     tiny = _networks.is_tiny() if tiny is None else tiny
     rows = []
-    for net in _networks.NETWORKS:
-        if networks is not None and net.model not in networks:
-            continue
+    for net, chosen_methods in _networks.select(networks, methods):
         shape = _networks.input_shape(net, tiny)
         x = jax.random.normal(jax.random.key(1), shape, jnp.float32)
         model, variables = _networks.dense_model(net, shape, jnp.float32, tiny)
-        for label, policy in net.methods.items():
-            if methods is not None and label not in methods:
-                continue
+        for label, policy in chosen_methods.items():
             full = compress.resolve(policy, model, shape, call_kwargs={"train": False})
             groups = groups_of(full)
             policies = {group: restrict_to_group(policy, group) for group in groups}

@@ -55,7 +55,7 @@ from compact_jax.report import make_report, get_preset
 
 __all__ = [
     "Network", "NETWORKS", "network_rows", "main", "dense_model", "compress_variant", "compile_steps",
-    "input_shape", "interleaved_medians", "xla_flops",
+    "input_shape", "interleaved_medians", "select", "xla_flops",
 ]
 
 TINY_ENV = "COMPACT_JAX_BENCH_TINY"
@@ -148,6 +148,7 @@ def is_tiny() -> bool:
 
 
 def input_shape(net: Network, tiny: bool) -> tuple[int, ...]:
+    """The network's input ``(N, *spatial, C)``: smoke, CPU or accelerator size."""
     if tiny:
         return net.shapes["tiny"]
     return net.shapes["cpu" if jax.default_backend() == "cpu" else "accelerator"]
@@ -215,15 +216,39 @@ def compile_steps(model: Any, variables: dict, x: jax.Array, classifier: bool) -
     return tuple(fn.lower(variables, x).compile() for fn in _step_fns(model, classifier))
 
 
-def _variants(net: Network, shape: tuple[int, ...], dtype: Any, tiny: bool, methods: Sequence[str] | None):
-    """``label -> (model, variables, mac_ratio)``; the dense model first."""
+def _variants(net: Network, shape: tuple[int, ...], dtype: Any, tiny: bool, methods: dict):
+    """``label -> (model, variables, mac_ratio)`` of ``methods`` (label -> policy); the dense model first."""
     model, variables = dense_model(net, shape, dtype, tiny)
-    out = {}
-    for label, policy in {"dense": compress.Policy(name="dense"), **net.methods}.items():
-        if methods is not None and label not in methods and label != "dense":
-            continue
-        out[label] = compress_variant(model, variables, shape, policy)
-    return out
+    return {
+        label: compress_variant(model, variables, shape, policy)
+        for label, policy in {"dense": compress.Policy(name="dense"), **methods}.items()
+    }
+
+
+def select(networks: Sequence[str] | None, methods: Sequence[str] | None) -> list[tuple[Network, dict]]:
+    """``(network, {label: policy})`` of the named networks and method labels (``None``: all).
+
+    Raises:
+      TypeError: a bare string instead of a sequence of names.
+      ValueError: a name that is no network of :data:`NETWORKS`, or a label
+        that no selected network has.
+    """
+    for argument, value in (("networks", networks), ("methods", methods)):
+        if isinstance(value, str):
+            raise TypeError(f"{argument} must be a sequence of names, got the string {value!r}")
+    known = {net.model: net for net in NETWORKS}
+    for name in networks or ():
+        if name not in known:
+            raise ValueError(f"unknown network {name!r}; valid: {', '.join(known)}")
+    chosen = [net for net in NETWORKS if networks is None or net.model in networks]
+    labels = {label for net in chosen for label in net.methods}
+    for label in methods or ():
+        if label not in labels and label != "dense":
+            raise ValueError(f"unknown method label {label!r} for {[n.model for n in chosen]}; valid: {sorted(labels)}")
+    return [
+        (net, {label: p for label, p in net.methods.items() if methods is None or label in methods})
+        for net in chosen
+    ]
 
 
 def interleaved_medians(fns: dict, x: jax.Array, *, rounds: int, repeats: int) -> dict[str, tuple[float, float]]:
@@ -253,6 +278,7 @@ def network_rows(
     Args:
       networks: model names to run (default: all of :data:`NETWORKS`).
       methods: method labels to run (default: all); dense always runs.
+        Unknown names raise ``ValueError`` (:func:`select`).
       dtypes: computation dtypes.
       tiny: smoke sizes; default from ``COMPACT_JAX_BENCH_TINY``.
       rounds: interleaved rounds (each times every variant once); medians
@@ -266,13 +292,11 @@ def network_rows(
     """
     tiny = is_tiny() if tiny is None else tiny
     rows = []
-    for net in NETWORKS:
-        if networks is not None and net.model not in networks:
-            continue
+    for net, policies in select(networks, methods):
         shape = input_shape(net, tiny)
         x = jax.random.normal(jax.random.key(1), shape, jnp.float32)
         for dtype in dtypes:
-            variants = _variants(net, shape, dtype, tiny, methods)
+            variants = _variants(net, shape, dtype, tiny, policies)
             fns, flops = {}, {}
             for label, (model, variables, _) in variants.items():
                 forward, train = compile_steps(model, variables, x, net.classifier)
