@@ -153,3 +153,12 @@ def test_benchmark_names_are_checked():
         networks.select(["resnet3d_18"], ["fdc3d"])
     with pytest.raises(TypeError, match="networks must be a sequence of names.*'resnet3d_18'"):
         networks.select("resnet3d_18", None)
+
+
+def test_time_per_flops_saved_needs_operations_saved():
+    from compact_jax.bench.network_groups import MIN_FLOPS_SAVED_PCT, time_per_flops_saved
+
+    assert time_per_flops_saved(8.0, 27.0) == 8.0 / 27.0
+    assert time_per_flops_saved(-1.0, MIN_FLOPS_SAVED_PCT) == -1.0 / MIN_FLOPS_SAVED_PCT
+    # FilterMap saves ~1e-4 % of the operations: a quotient of time noise over ~0 is no number.
+    assert all(math.isnan(time_per_flops_saved(1.0, f)) for f in (0.000106, 0.0, -9.7))
