@@ -122,7 +122,9 @@ def test_restrict_to_group_does_not_take_a_longer_name():
     from compact_jax import compress
     from compact_jax.bench.network_groups import restrict_to_group
 
-    outside = restrict_to_group(compress.Policy(rules=[compress.Rule(method="fdc3d")]), "stage1").rules[0]
+    restricted = restrict_to_group(compress.Policy(rules=[compress.Rule(method="fdc3d")], default="fdc3d"), "stage1")
+    assert restricted.default == "fdc3d" and restricted.rules[1].optional
+    outside = restricted.rules[0]
     layer = lambda path: SimpleNamespace(path=path, kernel_size=(3, 3, 3), in_features=4)  # noqa: E731
     assert outside.method == "dense"
     assert outside.matches(layer("stage10/block0/conv1")) and outside.matches(layer("stem_conv"))

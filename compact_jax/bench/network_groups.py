@@ -62,11 +62,12 @@ def restrict_to_group(policy: compress.Policy, group: str) -> compress.Policy:
     """``policy`` applied to the convolutions under ``group`` only; the others stay dense.
 
     A first rule claims every convolution outside the group as dense; the
-    policy's rules follow, made optional (some match only outside the group).
+    policy's rules follow, made optional (some match only outside the group),
+    and its default applies inside the group.
     """
     outside = compress.Rule(method="dense", path=f"re:(?!{re.escape(group)}(/|$)).*", optional=True)
     rules = [outside, *(dataclasses.replace(rule, optional=True) for rule in policy.rules)]
-    return compress.Policy(name=f"{policy.name} [{group}]", rules=rules)
+    return dataclasses.replace(policy, name=f"{policy.name} [{group}]", rules=rules)
 
 
 def _percent(saved: float, total: float) -> float:
