@@ -190,25 +190,27 @@ def xla_flops(compiled: Any) -> float:
     return float(flops) if flops else float("nan")
 
 
-def compress_variant(model: Any, variables: dict, shape: tuple[int, ...], policy: compress.Policy):
-    """``(compact model, its variables, MAC ratio)`` of ``policy`` fitted to the dense ``variables``.
+def compress_variant(trace: compress.ModelTrace, variables: dict, policy: compress.Policy):
+    """``(compact model, its variables, MAC ratio)`` of ``policy`` on the traced dense model, fitted
+    to its ``variables``.
 
     Every conv the policy leaves dense runs through ``compact_jax.conv`` too (on CPU its
     3-D convs take the faster frames lowering), in the baseline and in the compact models.
     """
     policy = compress.Policy(name=policy.name, rules=[*policy.rules, _ALL_DENSE])
-    plan = compress.resolve(policy, model, shape, call_kwargs={"train": False})
+    plan = compress.resolve(policy, trace)
     plan, params = compress.fit(plan, variables["params"])
     report = make_report(plan)
     return compress.build(plan), {**variables, "params": params}, report.dense_macs / report.compact_macs
 
 
-def dense_model(net: Network, shape: tuple[int, ...], dtype: Any, tiny: bool) -> tuple[Any, dict]:
-    """The network's dense model and its initial variables."""
+def dense_model(net: Network, shape: tuple[int, ...], dtype: Any, tiny: bool) -> tuple[Any, dict, Any]:
+    """The network's dense model, its initial variables and its trace (every policy is resolved on it)."""
     kwargs = {**net.kwargs, **(net.tiny_kwargs if tiny else {}), "dtype": dtype}
     model = models.get_model(net.model, **kwargs)
     x = jnp.zeros(shape, jnp.float32)
-    return model, jax.jit(functools.partial(model.init, train=False))(jax.random.key(0), x)
+    variables = jax.jit(functools.partial(model.init, train=False))(jax.random.key(0), x)
+    return model, variables, compress.trace_model(model, shape, call_kwargs={"train": False})
 
 
 def compile_steps(model: Any, variables: dict, x: jax.Array, classifier: bool) -> tuple[Any, Any]:
@@ -218,9 +220,9 @@ def compile_steps(model: Any, variables: dict, x: jax.Array, classifier: bool) -
 
 def _variants(net: Network, shape: tuple[int, ...], dtype: Any, tiny: bool, methods: dict):
     """``label -> (model, variables, mac_ratio)`` of ``methods`` (label -> policy); the dense model first."""
-    model, variables = dense_model(net, shape, dtype, tiny)
+    _, variables, trace = dense_model(net, shape, dtype, tiny)
     return {
-        label: compress_variant(model, variables, shape, policy)
+        label: compress_variant(trace, variables, policy)
         for label, policy in {"dense": compress.Policy(name="dense"), **methods}.items()
     }
 
